@@ -1,0 +1,198 @@
+//! `Element`: the scalar types a tensor can hold (`f32` for training, `f64` for checking).
+
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// A floating-point scalar that tensors are made of.
+///
+/// Implemented for `f32` (what models train in) and `f64` (what gradient checks use). The methods
+/// are the scalar math the kernels need, plus the matching GEMM from `matrixmultiply`.
+///
+/// ```
+/// use autograd::Element;
+/// assert_eq!(<f64 as Element>::from_f64(0.5).exp(), 0.5f64.exp());
+/// assert_eq!(<f32 as Element>::DTYPE_NAME, "f32");
+/// ```
+pub trait Element:
+    Copy
+    + Send
+    + Sync
+    + Debug
+    + Display
+    + Default
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + Sum
+    + 'static
+{
+    /// Additive identity.
+    const ZERO: Self;
+    /// Multiplicative identity.
+    const ONE: Self;
+    /// The name used in messages and graph dumps: `"f32"` or `"f64"`.
+    const DTYPE_NAME: &'static str;
+    /// The safetensors dtype this element is stored as.
+    const SAFETENSORS_DTYPE: safetensors::Dtype;
+
+    /// Converts from `f64`, rounding to nearest for `f32`.
+    fn from_f64(v: f64) -> Self;
+    /// Converts to `f64` exactly.
+    fn to_f64(self) -> f64;
+    /// e^x.
+    fn exp(self) -> Self;
+    /// Natural logarithm.
+    fn ln(self) -> Self;
+    /// Square root.
+    fn sqrt(self) -> Self;
+    /// Hyperbolic tangent.
+    fn tanh(self) -> Self;
+    /// The error function, erf(x) = 2/√π ∫₀ˣ e^(−t²) dt.
+    fn erf(self) -> Self;
+    /// x^p.
+    fn powf(self, p: Self) -> Self;
+    /// Absolute value.
+    fn abs(self) -> Self;
+    /// The larger of two values; NaN wins, so NaNs are never hidden by a reduction.
+    fn max_nan(self, other: Self) -> Self;
+    /// True for NaN.
+    fn is_nan(self) -> bool;
+    /// True for neither NaN nor infinite.
+    fn is_finite(self) -> bool;
+    /// Positive infinity.
+    fn infinity() -> Self;
+    /// Appends the little-endian bytes of `values` to `out`.
+    fn extend_le_bytes(values: &[Self], out: &mut Vec<u8>);
+    /// Reads values from little-endian bytes; `bytes.len()` is a multiple of the element size.
+    fn from_le_bytes(bytes: &[u8]) -> Vec<Self>;
+
+    /// C = alpha · A·B + beta · C, with each matrix given by a pointer and row and column strides
+    /// (in elements). Transposes are expressed by swapping strides, never by copying.
+    ///
+    /// # Safety
+    /// The pointers must address matrices of the stated sizes and strides; `c` must not alias
+    /// `a` or `b`. See `matrixmultiply::sgemm`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+}
+
+macro_rules! impl_element {
+    ($t:ty, $name:literal, $dtype:ident, $gemm:path, $erf:path, $size:literal) => {
+        impl Element for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const DTYPE_NAME: &'static str = $name;
+            const SAFETENSORS_DTYPE: safetensors::Dtype = safetensors::Dtype::$dtype;
+
+            #[inline]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            #[inline]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline]
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            #[inline]
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            #[inline]
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            #[inline]
+            fn tanh(self) -> Self {
+                <$t>::tanh(self)
+            }
+            #[inline]
+            fn erf(self) -> Self {
+                $erf(self)
+            }
+            #[inline]
+            fn powf(self, p: Self) -> Self {
+                <$t>::powf(self, p)
+            }
+            #[inline]
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            #[inline]
+            fn max_nan(self, other: Self) -> Self {
+                if self.is_nan() || self >= other { self } else { other }
+            }
+            #[inline]
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
+            }
+            #[inline]
+            fn is_finite(self) -> bool {
+                <$t>::is_finite(self)
+            }
+            #[inline]
+            fn infinity() -> Self {
+                <$t>::INFINITY
+            }
+            fn extend_le_bytes(values: &[Self], out: &mut Vec<u8>) {
+                out.reserve(values.len() * $size);
+                for v in values {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+            fn from_le_bytes(bytes: &[u8]) -> Vec<Self> {
+                bytes
+                    .chunks_exact($size)
+                    .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk has element size")))
+                    .collect()
+            }
+            #[inline]
+            unsafe fn gemm(
+                m: usize,
+                k: usize,
+                n: usize,
+                alpha: Self,
+                a: *const Self,
+                rsa: isize,
+                csa: isize,
+                b: *const Self,
+                rsb: isize,
+                csb: isize,
+                beta: Self,
+                c: *mut Self,
+                rsc: isize,
+                csc: isize,
+            ) {
+                // SAFETY: forwarded from the caller's contract.
+                unsafe { $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+            }
+        }
+    };
+}
+
+impl_element!(f32, "f32", F32, matrixmultiply::sgemm, libm::erff, 4);
+impl_element!(f64, "f64", F64, matrixmultiply::dgemm, libm::erf, 8);

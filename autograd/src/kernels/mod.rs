@@ -1,0 +1,49 @@
+//! Kernels on plain slices: elementwise maps with broadcasting, reductions and GEMM.
+//!
+//! Work is split into fixed-size chunks whose boundaries depend only on the sizes involved,
+//! never on the number of threads, so a computation gives bit-identical results on any pool.
+
+pub(crate) mod binary;
+pub(crate) mod gemm;
+pub(crate) mod reduce;
+
+use crate::Element;
+use rayon::prelude::*;
+
+/// Elements per parallel task. Fixed, so chunk boundaries never depend on the thread count.
+pub(crate) const CHUNK: usize = 1 << 13;
+
+/// Below this many elements a kernel runs on the calling thread: spawning would cost more.
+pub(crate) const PARALLEL_THRESHOLD: usize = 1 << 15;
+
+/// `f` applied to every element, in parallel for large inputs.
+pub(crate) fn map<T: Element>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
+    if x.len() < PARALLEL_THRESHOLD {
+        x.iter().map(|&v| f(v)).collect()
+    } else {
+        x.par_iter().with_min_len(CHUNK).map(|&v| f(v)).collect()
+    }
+}
+
+/// `f` applied to pairs of elements of two slices of one length, in parallel for large inputs.
+pub(crate) fn zip_map<T: Element>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync + Send) -> Vec<T> {
+    debug_assert_eq!(a.len(), b.len());
+    if a.len() < PARALLEL_THRESHOLD {
+        a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+    } else {
+        a.par_iter().zip(b.par_iter()).with_min_len(CHUNK).map(|(&x, &y)| f(x, y)).collect()
+    }
+}
+
+/// Runs `f(row_index, row)` for each `row_len`-long row of `out`, in parallel when `out` is large.
+pub(crate) fn for_each_row<T: Element>(out: &mut [T], row_len: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    if row_len == 0 {
+        return;
+    }
+    if out.len() < PARALLEL_THRESHOLD {
+        out.chunks_mut(row_len).enumerate().for_each(|(i, r)| f(i, r));
+    } else {
+        let min_rows = (CHUNK / row_len).max(1);
+        out.par_chunks_mut(row_len).with_min_len(min_rows).enumerate().for_each(|(i, r)| f(i, r));
+    }
+}

@@ -1,0 +1,156 @@
+//! softmax and log_softmax along one axis: fused, max-shifted kernels.
+
+use super::{resolve_axis, split_at_axis};
+use crate::kernels::for_each_row;
+use crate::{Element, InputGrads, Math, Op, Tensor, Var, Vjp};
+
+struct Softmax {
+    axis: isize,
+}
+impl<T: Element> Op<T> for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax"
+    }
+    fn attributes(&self) -> String {
+        format!("axis={}", self.axis)
+    }
+    // With y = softmax(x): ∂L/∂x = y ⊙ (g − Σ_axis(g ⊙ y))
+    fn vjp<M: Math<T>>(&self, v: Vjp<'_, M>) -> InputGrads<M> {
+        let y = v.output;
+        let gy = v.grad.mul(y);
+        vec![Some(gy.sub(&y.mul(&gy.sum(&[self.axis], true))))]
+    }
+}
+
+struct LogSoftmax {
+    axis: isize,
+}
+impl<T: Element> Op<T> for LogSoftmax {
+    fn name(&self) -> &'static str {
+        "log_softmax"
+    }
+    fn attributes(&self) -> String {
+        format!("axis={}", self.axis)
+    }
+    // With y = log_softmax(x): ∂L/∂x = g − softmax(x) ⊙ Σ_axis g, and softmax(x) = eʸ
+    fn vjp<M: Math<T>>(&self, v: Vjp<'_, M>) -> InputGrads<M> {
+        let p = v.output.exp();
+        vec![Some(v.grad.sub(&p.mul(&v.grad.sum(&[self.axis], true))))]
+    }
+}
+
+/// Applies `f` to every line along `axis`: each line is gathered into a buffer when it is
+/// strided, transformed in place, and written out.
+fn along_axis<T: Element>(x: &Tensor<T>, op: &str, axis: isize, f: impl Fn(&mut [T]) + Sync + Send) -> Tensor<T> {
+    let a = resolve_axis(op, x.shape(), axis);
+    let (_, n, inner) = split_at_axis(x.shape(), a);
+    let mut out = x.to_vec();
+    if inner == 1 {
+        for_each_row(&mut out, n, |_, line| f(line));
+    } else {
+        for_each_row(&mut out, n * inner, |_, block| {
+            let mut line = vec![T::ZERO; n];
+            for i in 0..inner {
+                for (j, l) in line.iter_mut().enumerate() {
+                    *l = block[j * inner + i];
+                }
+                f(&mut line);
+                for (j, l) in line.iter().enumerate() {
+                    block[j * inner + i] = *l;
+                }
+            }
+        });
+    }
+    Tensor::from_vec(out, x.shape().clone())
+}
+
+fn line_max<T: Element>(line: &[T]) -> T {
+    line.iter().fold(-T::infinity(), |m, &v| m.max_nan(v))
+}
+
+/// Softmax of one line; a line of all −∞ has no defined softmax and gives NaN, as in PyTorch.
+fn softmax_line<T: Element>(line: &mut [T]) {
+    let m = line_max(line);
+    let mut sum = T::ZERO;
+    for v in line.iter_mut() {
+        *v = (*v - m).exp();
+        sum += *v;
+    }
+    let inv = T::ONE / sum;
+    for v in line.iter_mut() {
+        *v *= inv;
+    }
+}
+
+fn log_softmax_line<T: Element>(line: &mut [T]) {
+    let m = line_max(line);
+    let sum: T = line.iter().map(|&v| (v - m).exp()).sum();
+    let shift = m + sum.ln();
+    for v in line.iter_mut() {
+        *v -= shift;
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// e^x / Σ e^x along `axis`, computed shifted by the maximum so it cannot overflow; like
+    /// `torch.softmax(x, dim=axis)`.
+    ///
+    /// ```
+    /// use autograd::Tensor;
+    /// let p = Tensor::from_vec(vec![1000.0f32, 1000.0], [2]).softmax(0);
+    /// assert_eq!(p.to_vec(), vec![0.5, 0.5]);
+    /// ```
+    #[track_caller]
+    pub fn softmax(&self, axis: isize) -> Tensor<T> {
+        along_axis(self, "softmax", axis, softmax_line)
+    }
+
+    /// x − log Σ e^x along `axis`, like `torch.log_softmax(x, dim=axis)`.
+    #[track_caller]
+    pub fn log_softmax(&self, axis: isize) -> Tensor<T> {
+        along_axis(self, "log_softmax", axis, log_softmax_line)
+    }
+}
+
+impl<'t, T: Element> Var<'t, T> {
+    /// e^x / Σ e^x along `axis` (fused and max-shifted).
+    #[track_caller]
+    pub fn softmax(self, axis: isize) -> Self {
+        self.unary(Softmax { axis }, |x| x.softmax(axis))
+    }
+
+    /// x − log Σ e^x along `axis` (fused and max-shifted).
+    #[track_caller]
+    pub fn log_softmax(self, axis: isize) -> Self {
+        self.unary(LogSoftmax { axis }, |x| x.log_softmax(axis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Tape, Tensor, Var};
+
+    fn composed<'t>(x: Var<'t, f64>, axis: isize) -> Var<'t, f64> {
+        let e = (x - x.max(&[axis], true).detach()).exp();
+        e / e.sum(&[axis], true)
+    }
+
+    #[test]
+    fn fused_equals_composition_in_value_and_gradient() {
+        let tape = Tape::new();
+        let x = tape.var(Tensor::from_fn([2, 3, 4], |i| ((i * 7) % 5) as f64 * 0.3 - 0.5));
+        let w = tape.constant(Tensor::from_fn([2, 3, 4], |i| (i % 3) as f64 - 1.0));
+        for axis in [0, 1, -1] {
+            let fused = x.softmax(axis);
+            let comp = composed(x, axis);
+            let close =
+                |a: &Tensor<f64>, b: &Tensor<f64>| a.data().iter().zip(b.data()).all(|(p, q)| (p - q).abs() < 1e-15);
+            assert!(close(&fused.value(), &comp.value()));
+            let g1 = (fused * w).sum_all().backward();
+            let g2 = (comp * w).sum_all().backward();
+            assert!(close(&g1[x], &g2[x]), "axis {axis}");
+            let ls = x.log_softmax(axis).value();
+            assert!(close(&ls, &comp.value().log()));
+        }
+    }
+}

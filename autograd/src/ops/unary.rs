@@ -1,0 +1,161 @@
+//! Pointwise functions: exp, log, sqrt, erf, tanh, sigmoid, relu, gelu.
+//!
+//! Each op is its forward formula and its derivative, next to each other; the `pointwise!`
+//! macro only adds the `Tensor` and `Var` methods that call them.
+
+use crate::{Element, InputGrads, Math, Op, Tensor, Var, Vjp};
+
+/// Defines an op struct, its `Op` impl, and the `Tensor`/`Var` methods.
+macro_rules! pointwise {
+    (
+        $(#[$doc:meta])*
+        $Op:ident, $method:ident,
+        forward: |$x:ident| $forward:expr,
+        vjp: |$v:ident| $vjp:expr $(,)?
+    ) => {
+        struct $Op;
+        impl<T: Element> Op<T> for $Op {
+            fn name(&self) -> &'static str {
+                stringify!($method)
+            }
+            fn vjp<M: Math<T>>(&self, $v: Vjp<'_, M>) -> InputGrads<M> {
+                vec![Some($vjp)]
+            }
+        }
+        impl<T: Element> Tensor<T> {
+            $(#[$doc])*
+            pub fn $method(&self) -> Tensor<T> {
+                self.map(|$x: T| $forward)
+            }
+        }
+        impl<'t, T: Element> Var<'t, T> {
+            $(#[$doc])*
+            #[track_caller]
+            pub fn $method(self) -> Self {
+                self.unary($Op, Tensor::$method)
+            }
+        }
+    };
+}
+
+pointwise! {
+    /// e^x elementwise.
+    Exp, exp,
+    forward: |x| x.exp(),
+    // d/dx eˣ = eˣ, which is the output
+    vjp: |v| v.grad.mul(v.output),
+}
+
+pointwise! {
+    /// Natural logarithm elementwise.
+    Log, log,
+    forward: |x| x.ln(),
+    // d/dx ln x = 1/x
+    vjp: |v| v.grad.div(&v.inputs[0]),
+}
+
+pointwise! {
+    /// Square root elementwise.
+    Sqrt, sqrt,
+    forward: |x| x.sqrt(),
+    // d/dx √x = 1/(2√x), with √x the output
+    vjp: |v| v.grad.div(v.output).mul_scalar(T::from_f64(0.5)),
+}
+
+pointwise! {
+    /// The error function elementwise.
+    Erf, erf,
+    forward: |x| x.erf(),
+    // d/dx erf x = 2/√π · e^(−x²)
+    vjp: |v| {
+        let x = &v.inputs[0];
+        v.grad.mul(&x.mul(x).neg().exp().mul_scalar(T::from_f64(std::f64::consts::FRAC_2_SQRT_PI)))
+    },
+}
+
+pointwise! {
+    /// Hyperbolic tangent elementwise.
+    Tanh, tanh,
+    forward: |x| x.tanh(),
+    // d/dx tanh x = 1 − tanh² x
+    vjp: |v| v.grad.mul(&v.output.mul(v.output).neg().add_scalar(T::ONE)),
+}
+
+pointwise! {
+    /// The logistic function 1 / (1 + e^−x) elementwise, computed without overflow.
+    Sigmoid, sigmoid,
+    forward: |x| if x >= T::ZERO {
+        T::ONE / (T::ONE + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::ONE + e)
+    },
+    // d/dx σ(x) = σ(x)(1 − σ(x))
+    vjp: |v| v.grad.mul(&v.output.mul(&v.output.neg().add_scalar(T::ONE))),
+}
+
+pointwise! {
+    /// max(x, 0) elementwise. Its derivative at 0 is taken as 0, as in PyTorch.
+    Relu, relu,
+    forward: |x| if x > T::ZERO { x } else { T::ZERO },
+    // d/dx relu x = 1 where x > 0, else 0: a constant mask, so the second derivative is 0
+    vjp: |v| v.grad.mul_const(v.inputs[0].value().map(|x| if x > T::ZERO { T::ONE } else { T::ZERO })),
+}
+
+pointwise! {
+    /// GELU in its exact erf form, x·Φ(x) with Φ the standard normal CDF, as PyTorch's
+    /// default `F.gelu(x)`.
+    Gelu, gelu,
+    forward: |x| {
+        let half = T::from_f64(0.5);
+        half * x * (T::ONE + (x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2)).erf())
+    },
+    // d/dx x·Φ(x) = Φ(x) + x·φ(x), with φ(x) = e^(−x²/2)/√(2π)
+    vjp: |v| {
+        let x = &v.inputs[0];
+        let cdf = x
+            .mul_scalar(T::from_f64(std::f64::consts::FRAC_1_SQRT_2))
+            .erf()
+            .add_scalar(T::ONE)
+            .mul_scalar(T::from_f64(0.5));
+        let pdf = x
+            .mul(x)
+            .mul_scalar(T::from_f64(-0.5))
+            .exp()
+            .mul_scalar(T::from_f64(1.0 / (2.0 * std::f64::consts::PI).sqrt()));
+        v.grad.mul(&cdf.add(&x.mul(&pdf)))
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Tape, Tensor};
+
+    fn grad_at(x0: f64, f: impl for<'t> Fn(crate::Var<'t, f64>) -> crate::Var<'t, f64>) -> f64 {
+        let tape = Tape::new();
+        let x = tape.var(Tensor::from_vec(vec![x0], [1]));
+        f(x).sum_all().backward()[x].item()
+    }
+
+    #[test]
+    fn derivatives_at_known_points() {
+        // d/dx eˣ at 0 = 1; d/dx ln x at 2 = 1/2; d/dx √x at 4 = 1/4
+        assert_eq!(grad_at(0.0, |x| x.exp()), 1.0);
+        assert_eq!(grad_at(2.0, |x| x.log()), 0.5);
+        assert_eq!(grad_at(4.0, |x| x.sqrt()), 0.25);
+        // d/dx tanh x at 0 = 1; d/dx σ(x) at 0 = 1/4; d/dx erf x at 0 = 2/√π
+        assert_eq!(grad_at(0.0, |x| x.tanh()), 1.0);
+        assert_eq!(grad_at(0.0, |x| x.sigmoid()), 0.25);
+        assert_eq!(grad_at(0.0, |x| x.erf()), std::f64::consts::FRAC_2_SQRT_PI);
+        // relu' is 1 above 0 and 0 at and below; gelu'(0) = Φ(0) = 1/2
+        assert_eq!(grad_at(0.5, |x| x.relu()), 1.0);
+        assert_eq!(grad_at(0.0, |x| x.relu()), 0.0);
+        assert_eq!(grad_at(0.0, |x| x.gelu()), 0.5);
+    }
+
+    #[test]
+    fn sigmoid_does_not_overflow() {
+        let t = Tensor::from_vec(vec![-1000.0f64, 1000.0], [2]).sigmoid();
+        assert_eq!(t.to_vec(), vec![0.0, 1.0]);
+    }
+}

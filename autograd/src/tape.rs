@@ -1,0 +1,299 @@
+//! `Tape` and `Var`: the arena that records operations, and the handles models compute with.
+
+use crate::op::DynOp;
+use crate::{Element, Op, Param, Shape, Tensor};
+use smallvec::SmallVec;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::panic::Location;
+use std::rc::Rc;
+
+/// A record of computations, in the order they ran.
+///
+/// The tape is an arena: a `Vec` of nodes where a node's id is its index. Inputs always have
+/// smaller ids than the ops that use them, so the tape order is a topological order and
+/// backward is one reverse scan. Make a new tape for each step of training; dropping it frees
+/// every intermediate value at once.
+///
+/// ```
+/// use autograd::{Tape, Tensor};
+/// let tape = Tape::new();
+/// let x = tape.var(Tensor::from_vec(vec![3.0f64], [1]));
+/// let y = x * x + x; // dy/dx = 2x + 1 = 7
+/// let grads = y.sum_all().backward();
+/// assert_eq!(grads[x].to_vec(), vec![7.0]);
+/// ```
+pub struct Tape<T: Element = f32> {
+    nodes: RefCell<Vec<Node<T>>>,
+    grad_enabled: Cell<bool>,
+    /// Param id → node id, so a parameter used twice in a step is one leaf.
+    params: RefCell<HashMap<u64, usize>>,
+}
+
+/// How a node came to be.
+#[derive(Clone)]
+pub(crate) enum Origin<T: Element> {
+    /// A leaf: an input, a constant, a parameter or a detached value.
+    Leaf { kind: LeafKind, name: Option<Rc<str>> },
+    /// The output of an op applied to earlier nodes.
+    Op(Rc<dyn DynOp<T>>),
+}
+
+/// The kinds of leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LeafKind {
+    Var,
+    Constant,
+    Param,
+    Detached,
+}
+
+/// One recorded value.
+pub(crate) struct Node<T: Element> {
+    pub origin: Origin<T>,
+    pub inputs: SmallVec<[usize; 3]>,
+    pub value: Tensor<T>,
+    pub requires_grad: bool,
+    pub retain_grad: bool,
+    pub location: &'static Location<'static>,
+}
+
+/// A handle to a value on a tape: small, `Copy`, and the thing models compute with.
+///
+/// Arithmetic operators and methods on `Var` compute the value at once and record the op, so a
+/// model reads like the math: `(x.matmul(w) + b).relu()`.
+#[derive(Clone, Copy)]
+pub struct Var<'t, T: Element = f32> {
+    pub(crate) tape: &'t Tape<T>,
+    pub(crate) id: usize,
+}
+
+impl<T: Element> Default for Tape<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Element> Tape<T> {
+    /// An empty tape with gradient tracking on.
+    pub fn new() -> Self {
+        Tape { nodes: RefCell::new(Vec::new()), grad_enabled: Cell::new(true), params: RefCell::default() }
+    }
+
+    /// Puts `value` on the tape as a leaf whose gradient will be computed.
+    #[track_caller]
+    pub fn var(&self, value: Tensor<T>) -> Var<'_, T> {
+        self.leaf(value, LeafKind::Var, None, self.grad_enabled.get())
+    }
+
+    /// Like [`Tape::var`], with a name shown in graph dumps.
+    #[track_caller]
+    pub fn named_var(&self, name: &str, value: Tensor<T>) -> Var<'_, T> {
+        self.leaf(value, LeafKind::Var, Some(name.into()), self.grad_enabled.get())
+    }
+
+    /// Puts `value` on the tape as a constant: no gradient flows into it.
+    #[track_caller]
+    pub fn constant(&self, value: Tensor<T>) -> Var<'_, T> {
+        self.leaf(value, LeafKind::Constant, None, false)
+    }
+
+    /// Puts a parameter on the tape as a named leaf. Calling this twice with one parameter in
+    /// one tape returns the same node, so tied weights accumulate their gradients.
+    #[track_caller]
+    pub fn param(&self, p: &Param<T>) -> Var<'_, T> {
+        if let Some(&id) = self.params.borrow().get(&p.id()) {
+            return Var { tape: self, id };
+        }
+        let v = self.leaf(p.value(), LeafKind::Param, Some(p.name().into()), self.grad_enabled.get());
+        self.params.borrow_mut().insert(p.id(), v.id);
+        v
+    }
+
+    /// Turns gradient tracking off until the guard is dropped, like `torch.no_grad()`. Values are
+    /// still computed and recorded, but nothing created meanwhile requires a gradient.
+    ///
+    /// ```
+    /// use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f32>::new();
+    /// let x = tape.var(Tensor::ones([2]));
+    /// let y = {
+    ///     let _guard = tape.no_grad();
+    ///     x * 2.0
+    /// };
+    /// assert!(x.requires_grad());
+    /// assert!(!y.requires_grad());
+    /// ```
+    pub fn no_grad(&self) -> NoGradGuard<'_, T> {
+        let previous = self.grad_enabled.replace(false);
+        NoGradGuard { tape: self, previous }
+    }
+
+    /// True unless inside a [`Tape::no_grad`] scope.
+    pub fn is_grad_enabled(&self) -> bool {
+        self.grad_enabled.get()
+    }
+
+    /// Number of nodes recorded so far.
+    pub fn len(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    /// True if nothing has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[track_caller]
+    fn leaf(&self, value: Tensor<T>, kind: LeafKind, name: Option<Rc<str>>, requires_grad: bool) -> Var<'_, T> {
+        self.push(Node {
+            origin: Origin::Leaf { kind, name },
+            inputs: SmallVec::new(),
+            value,
+            requires_grad,
+            retain_grad: false,
+            location: Location::caller(),
+        })
+    }
+
+    /// Records `op` applied to `inputs` with the already computed `value`.
+    #[track_caller]
+    pub(crate) fn record(&self, op: Rc<dyn DynOp<T>>, inputs: &[Var<'_, T>], value: Tensor<T>) -> Var<'_, T> {
+        let requires_grad = self.grad_enabled.get() && inputs.iter().any(|v| v.requires_grad());
+        for v in inputs {
+            assert!(std::ptr::eq(v.tape, self), "{}: an input belongs to another tape", op.name());
+        }
+        self.push(Node {
+            origin: Origin::Op(op),
+            inputs: inputs.iter().map(|v| v.id).collect(),
+            value,
+            requires_grad,
+            retain_grad: false,
+            location: Location::caller(),
+        })
+    }
+
+    fn push(&self, node: Node<T>) -> Var<'_, T> {
+        let mut nodes = self.nodes.borrow_mut();
+        nodes.push(node);
+        Var { tape: self, id: nodes.len() - 1 }
+    }
+
+    /// Runs `f` on node `id`. The borrow ends before `f`'s result is used, so nothing holds a
+    /// reference into the arena across a push.
+    pub(crate) fn with_node<R>(&self, id: usize, f: impl FnOnce(&Node<T>) -> R) -> R {
+        f(&self.nodes.borrow()[id])
+    }
+
+    pub(crate) fn with_nodes<R>(&self, f: impl FnOnce(&[Node<T>]) -> R) -> R {
+        f(&self.nodes.borrow())
+    }
+
+    pub(crate) fn set_retain_grad(&self, id: usize) {
+        self.nodes.borrow_mut()[id].retain_grad = true;
+    }
+
+    /// The first node whose value holds a NaN or an infinity, described with the op that made
+    /// it and where in the source it was called; `None` if every value is finite.
+    ///
+    /// ```
+    /// use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from_vec(vec![1.0, 0.0], [2]));
+    /// let _y = x.log();
+    /// let report = tape.find_nonfinite().unwrap();
+    /// assert!(report.starts_with("%1 = log(%0) [2] holds -inf at index 1"), "{report}");
+    /// ```
+    pub fn find_nonfinite(&self) -> Option<String> {
+        self.with_nodes(|nodes| {
+            nodes.iter().enumerate().find_map(|(id, node)| {
+                let bad = node.value.data().iter().position(|v| !v.is_finite())?;
+                Some(format!("{} holds {} at index {bad}", crate::graph::node_line(id, node), node.value.data()[bad]))
+            })
+        })
+    }
+}
+
+/// Restores the previous gradient mode when dropped. Made by [`Tape::no_grad`].
+pub struct NoGradGuard<'t, T: Element> {
+    tape: &'t Tape<T>,
+    previous: bool,
+}
+
+impl<T: Element> Drop for NoGradGuard<'_, T> {
+    fn drop(&mut self) {
+        self.tape.grad_enabled.set(self.previous);
+    }
+}
+
+impl<'t, T: Element> Var<'t, T> {
+    /// The value (a cheap clone sharing the buffer).
+    pub fn value(&self) -> Tensor<T> {
+        self.tape.with_node(self.id, |n| n.value.clone())
+    }
+
+    /// The shape of the value.
+    pub fn shape(&self) -> Shape {
+        self.tape.with_node(self.id, |n| n.value.shape().clone())
+    }
+
+    /// The dimensions of the value.
+    pub fn dims(&self) -> Vec<usize> {
+        self.tape.with_node(self.id, |n| n.value.dims().to_vec())
+    }
+
+    /// The node id: this value's index on the tape.
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// The tape this value lives on.
+    pub fn tape(&self) -> &'t Tape<T> {
+        self.tape
+    }
+
+    /// True if gradients flow back through this value.
+    pub fn requires_grad(&self) -> bool {
+        self.tape.with_node(self.id, |n| n.requires_grad)
+    }
+
+    /// The same value as a new leaf that no gradient flows through, like `tensor.detach()`.
+    #[track_caller]
+    pub fn detach(self) -> Var<'t, T> {
+        self.tape.leaf(self.value(), LeafKind::Detached, None, false)
+    }
+
+    /// Asks [`Var::backward`] to keep this intermediate value's gradient too (by default only
+    /// leaves keep theirs), like `tensor.retain_grad()`.
+    pub fn retain_grad(self) -> Self {
+        self.tape.set_retain_grad(self.id);
+        self
+    }
+
+    /// Records a custom [`Op`] applied to `inputs`, whose forward result is `value`.
+    ///
+    /// `self` only supplies the tape; see [`Op`] for an example.
+    #[track_caller]
+    pub fn apply(self, op: impl Op<T>, inputs: &[Var<'t, T>], value: Tensor<T>) -> Var<'t, T> {
+        self.tape.record(Rc::new(op), inputs, value)
+    }
+
+    /// Records a built-in op whose forward value is already computed.
+    #[track_caller]
+    pub(crate) fn record(tape: &'t Tape<T>, op: impl Op<T>, inputs: &[Var<'t, T>], value: Tensor<T>) -> Var<'t, T> {
+        tape.record(Rc::new(op), inputs, value)
+    }
+}
+
+impl<T: Element> std::fmt::Debug for Var<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Var(%{}, {})", self.id, self.value())
+    }
+}
+
+impl<T: Element> Tape<T> {
+    /// Param id → node id for every parameter put on this tape.
+    pub(crate) fn param_nodes(&self) -> HashMap<u64, usize> {
+        self.params.borrow().clone()
+    }
+}

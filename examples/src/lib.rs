@@ -1,0 +1,1 @@
+//! The numbered tutorials live beside this crate as examples: `cargo run --example 01_tensors`.
