@@ -226,7 +226,7 @@ impl<T: Element> Gradients<T> {
 
 /// Why node `id` has no gradient, for the panic of an index lookup.
 fn explain(statuses: &[Status], id: usize, location: Option<&'static Location<'static>>) -> String {
-    let at = location.map(|l| format!(" (created at {l})")).unwrap_or_default();
+    let at = location.map(|l| format!("; it was created at {l}")).unwrap_or_default();
     match statuses.get(id) {
         None => format!("%{id} was created after the loss it is differentiated from, so it has no gradient"),
         Some(Status::Untracked) => format!(

@@ -65,11 +65,13 @@ pub trait Math<T: Element>: Clone + Sized {
     fn softmax(&self, axis: isize) -> Self;
 
     /// Multiplies by a constant tensor (broadcasting).
+    #[track_caller]
     fn mul_const(&self, t: Tensor<T>) -> Self {
         self.mul(&self.constant_like(t))
     }
 
     /// Sum along `axes`, keeping them, divided by how many values each output summed.
+    #[track_caller]
     fn mean(&self, axes: &[isize], keepdim: bool) -> Self {
         let shape = self.shape();
         let count: usize =
@@ -79,6 +81,7 @@ pub trait Math<T: Element>: Clone + Sized {
 
     /// Sums a broadcast gradient back to the `shape` of the input it came from: the one helper
     /// every broadcasting op uses for its backward pass.
+    #[track_caller]
     fn sum_to(&self, shape: &Shape) -> Self {
         let own = self.shape();
         if own == *shape {

@@ -197,7 +197,7 @@ impl<T: Element> ParamStore<T> {
     /// target and renamed into place, so a crash never leaves half a checkpoint.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), StoreError> {
         let path = path.as_ref();
-        let err = |kind| StoreError { path: path.to_path_buf(), kind };
+        let err = |kind| StoreError { path: path.to_path_buf(), kind: Box::new(kind) };
         let bytes = self.to_safetensors_bytes();
         let tmp = path.with_extension("safetensors.partial");
         std::fs::write(&tmp, bytes).map_err(|e| err(StoreErrorKind::Io(e)))?;
@@ -228,9 +228,10 @@ impl<T: Element> ParamStore<T> {
     /// the file and the tensor.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<(), StoreError> {
         let path = path.as_ref();
-        let bytes =
-            std::fs::read(path).map_err(|e| StoreError { path: path.to_path_buf(), kind: StoreErrorKind::Io(e) })?;
-        self.load_safetensors_bytes(&bytes).map_err(|kind| StoreError { path: path.to_path_buf(), kind })
+        let bytes = std::fs::read(path)
+            .map_err(|e| StoreError { path: path.to_path_buf(), kind: Box::new(StoreErrorKind::Io(e)) })?;
+        self.load_safetensors_bytes(&bytes)
+            .map_err(|kind| StoreError { path: path.to_path_buf(), kind: Box::new(kind) })
     }
 
     /// Like [`ParamStore::load`], from bytes in memory.
@@ -249,7 +250,7 @@ impl<T: Element> ParamStore<T> {
                 return Err(StoreErrorKind::Dtype {
                     name: p.name().to_string(),
                     expected: T::DTYPE_NAME,
-                    found: format!("{:?}", view.dtype()),
+                    found: format!("{:?}", view.dtype()).to_lowercase(),
                 });
             }
             let found = Shape::from(view.shape());
@@ -270,8 +271,8 @@ impl<T: Element> ParamStore<T> {
 pub struct StoreError {
     /// The file being read or written.
     pub path: PathBuf,
-    /// What went wrong.
-    pub kind: StoreErrorKind,
+    /// What went wrong (boxed: errors are rare, and `Result`s stay small).
+    pub kind: Box<StoreErrorKind>,
 }
 
 /// What went wrong with a parameter file.
@@ -316,7 +317,7 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
+        match self.kind.as_ref() {
             StoreErrorKind::Io(e) => Some(e),
             _ => None,
         }

@@ -33,9 +33,8 @@ impl<T: Element> Tensor<T> {
     #[track_caller]
     pub fn from_vec(data: Vec<T>, shape: impl Into<Shape>) -> Self {
         let shape = shape.into();
-        assert_eq!(
-            data.len(),
-            shape.numel(),
+        assert!(
+            data.len() == shape.numel(),
             "Tensor::from_vec: {} values cannot fill shape {shape}, which holds {}",
             data.len(),
             shape.numel()

@@ -1,0 +1,59 @@
+//! Forward values and gradients of every op equal PyTorch's float64 results (1e-10 relative).
+
+use crate::cases::{cases, fixture, fixture_case_names};
+use autograd::{Tape, Tensor, allclose};
+use std::collections::BTreeSet;
+
+const RTOL: f64 = 1e-10;
+const ATOL: f64 = 1e-12;
+
+fn describe(a: &Tensor<f64>, b: &Tensor<f64>) -> String {
+    if a.shape() != b.shape() {
+        return format!("shape {} vs PyTorch {}", a.shape(), b.shape());
+    }
+    let (i, err) = a
+        .data()
+        .iter()
+        .zip(b.data())
+        .map(|(x, y)| (x - y).abs() / y.abs().max(1e-300))
+        .enumerate()
+        .fold((0, 0.0), |best, (i, e)| if e > best.1 { (i, e) } else { best });
+    format!("first worst index {i}: {} vs PyTorch {} (relative error {err:.2e})", a.data()[i], b.data()[i])
+}
+
+#[test]
+fn every_case_is_in_both_lists() {
+    let rust: BTreeSet<String> = cases().iter().map(|(n, _)| n.to_string()).collect();
+    let python = fixture_case_names();
+    assert_eq!(rust.len(), cases().len(), "a case name is listed twice");
+    let only_rust: Vec<_> = rust.difference(&python).collect();
+    let only_python: Vec<_> = python.difference(&rust).collect();
+    assert!(
+        only_rust.is_empty() && only_python.is_empty(),
+        "only in Rust: {only_rust:?}; only in the fixture: {only_python:?}"
+    );
+}
+
+#[test]
+fn forward_and_backward_match_pytorch() {
+    let mut failures = Vec::new();
+    for (name, f) in cases() {
+        let fx = fixture(name);
+        let tape = Tape::new();
+        let xs: Vec<_> = fx.inputs.iter().map(|x| tape.var(x.clone())).collect();
+        let out = f(&xs, &fx.aux);
+        if !allclose(&out.value(), &fx.out, RTOL, ATOL) {
+            failures.push(format!("{name}: forward: {}", describe(&out.value(), &fx.out)));
+            continue;
+        }
+        let loss = (out * tape.constant(fx.up.clone())).sum_all();
+        let grads = loss.backward();
+        for (i, (x, want)) in xs.iter().zip(&fx.grads).enumerate() {
+            let got = &grads[*x];
+            if !allclose(got, want, RTOL, ATOL) {
+                failures.push(format!("{name}: gradient of input {i}: {}", describe(got, want)));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} cases differ from PyTorch:\n{}", failures.len(), failures.join("\n"));
+}
