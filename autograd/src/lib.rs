@@ -50,6 +50,8 @@
 //! Kernels run on rayon above a size threshold. Work is chunked by size, never by thread count,
 //! so results are bit-identical however many threads run them.
 
+#![warn(missing_docs)]
+
 mod backward;
 mod element;
 mod gradcheck;

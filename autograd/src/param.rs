@@ -287,9 +287,23 @@ pub enum StoreErrorKind {
     /// The file holds a tensor the store has no parameter for.
     Unexpected(String),
     /// A tensor has the wrong shape.
-    Shape { name: String, expected: Shape, found: Shape },
+    Shape {
+        /// The tensor's name.
+        name: String,
+        /// The shape the store's parameter has.
+        expected: Shape,
+        /// The shape in the file.
+        found: Shape,
+    },
     /// A tensor has the wrong element type.
-    Dtype { name: String, expected: &'static str, found: String },
+    Dtype {
+        /// The tensor's name.
+        name: String,
+        /// The store's element type (`f32` or `f64`).
+        expected: &'static str,
+        /// The element type in the file.
+        found: String,
+    },
 }
 
 impl fmt::Display for StoreErrorKind {

@@ -110,3 +110,48 @@ pub(crate) fn gemm_batched<T: Element>(a: Operand<'_, T>, b: Operand<'_, T>, pai
         pairs.iter().zip(out.chunks_mut(out_len)).for_each(one);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// op(a)·op(b) in f64 from the stored operands.
+    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, ta: bool, tb: bool) -> Vec<f64> {
+        let at = |i: usize, p: usize| a[if ta { p * m + i } else { i * k + p }] as f64;
+        let bt = |p: usize, j: usize| b[if tb { j * k + p } else { p * n + j }] as f64;
+        (0..m * n).map(|ij| (0..k).map(|p| at(ij / n, p) * bt(p, ij % n)).sum()).collect()
+    }
+
+    #[test]
+    fn output_prefilled_with_nan_is_overwritten() {
+        for (m, k, n) in [(0, 3, 2), (1, 1, 1), (3, 0, 4), (7, 13, 5), (67, 31, 129), (130, 257, 3)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+                let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 13) as f32 - 6.0).collect();
+                let (ar, ac) = if ta { (k, m) } else { (m, k) };
+                let (br, bc) = if tb { (n, k) } else { (k, n) };
+                let mut out = vec![f32::NAN; m * n];
+                let lhs = Operand { data: &a, rows: ar, cols: ac, transposed: ta };
+                let rhs = Operand { data: &b, rows: br, cols: bc, transposed: tb };
+                gemm(lhs, rhs, &mut out, true);
+                let want = naive(&a, &b, m, k, n, ta, tb);
+                // Small integers: every partial sum is exact in f32.
+                let bad = out.iter().zip(&want).position(|(&x, &y)| x as f64 != y);
+                assert!(bad.is_none(), "m={m} k={k} n={n} ta={ta} tb={tb}: first bad index {bad:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn split_rows_give_the_same_bits() {
+        let (m, k, n) = (300, 129, 257);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 997.0 - 0.5).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 104729) % 1000) as f32 / 991.0 - 0.5).collect();
+        let lhs = Operand { data: &a, rows: m, cols: k, transposed: false };
+        let rhs = Operand { data: &b, rows: k, cols: n, transposed: false };
+        let (mut whole, mut split) = (vec![0.0; m * n], vec![0.0; m * n]);
+        gemm(lhs, rhs, &mut whole, false);
+        rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(|| gemm(lhs, rhs, &mut split, true));
+        assert!(whole.iter().zip(&split).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+}
