@@ -1,0 +1,1 @@
+//! Data: vocabulary, TSV files, batching, built-in tasks.

@@ -1,0 +1,3 @@
+//! The `transformer` command-line program.
+
+fn main() {}
