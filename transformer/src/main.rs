@@ -1,3 +1,296 @@
-//! The `transformer` command-line program.
+//! The `transformer` command-line program: train, eval, translate and bench.
 
-fn main() {}
+use clap::{Parser, Subcommand};
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use transformer::checkpoint::Checkpoint;
+use transformer::data::{Batch, Example, Task, Vocab, encode_source, read_tsv};
+use transformer::decode::{beam_search, greedy};
+use transformer::train::{TrainOptions, exact_match, train};
+use transformer::{Error, ModelConfig, Result};
+
+#[derive(Parser)]
+#[command(name = "transformer", version, about = "Train, evaluate and run an encoder-decoder Transformer on a CPU")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model on a built-in task or a TSV file and save it.
+    Train {
+        /// Built-in task: dates, numbers, copy, reverse or sort.
+        #[arg(long, default_value = "dates", conflicts_with = "data")]
+        task: String,
+        /// Train on a TSV file (source<TAB>target per line) instead of a built-in task.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Model config.json (vocab_size is taken from the data).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Optimizer steps.
+        #[arg(long, default_value_t = TrainOptions::default().steps)]
+        steps: usize,
+        /// Examples per batch.
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        /// Seed for data, initialization and dropout.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Output directory (default: runs/<task>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Evaluate a model on a TSV file; prints one JSON object.
+    Eval {
+        /// Model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// TSV file of source<TAB>target lines.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Translate texts given as arguments, or one a line from standard input.
+    Translate {
+        /// Model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Beam width (greedy decoding if absent).
+        #[arg(long)]
+        beam: Option<usize>,
+        /// Texts to translate.
+        text: Vec<String>,
+    },
+    /// Time training steps on random tokens; prints one JSON object.
+    Bench {
+        /// Model config.json.
+        #[arg(long)]
+        config: PathBuf,
+        /// Examples per batch.
+        #[arg(long)]
+        batch_size: usize,
+        /// Source length in tokens.
+        #[arg(long)]
+        src_len: usize,
+        /// Target length in tokens.
+        #[arg(long)]
+        tgt_len: usize,
+        /// Timed steps (after 3 warm-up steps).
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
+            print!("{e}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            eprintln!("error: {first} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn set_threads(threads: Option<usize>) -> Result<()> {
+    if let Some(n) = threads {
+        if n == 0 {
+            return Err(Error::flag("--threads", "must be at least 1, found 0"));
+        }
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| Error::flag("--threads", e))?;
+    }
+    Ok(())
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Train { task, data, config, steps, batch_size, seed, threads, out } => {
+            set_threads(threads)?;
+            if batch_size == 0 {
+                return Err(Error::flag("--batch-size", "must be at least 1, found 0"));
+            }
+            if steps == 0 {
+                return Err(Error::flag("--steps", "must be at least 1, found 0"));
+            }
+            let model = match &config {
+                Some(path) => load_train_config(path)?,
+                None => ModelConfig::default(),
+            };
+            let (name, train_set, held_out) = match &data {
+                Some(path) => {
+                    let (train_set, held_out) = split_file(read_tsv(path)?);
+                    let name = path.file_stem().map_or("data".into(), |s| s.to_string_lossy().into_owned());
+                    (name, train_set, held_out)
+                }
+                None => {
+                    let task = Task::from_name(&task)?;
+                    let (train_set, held_out) = task.generate(seed, 100_000, 1000)?;
+                    (task.name().to_string(), train_set, held_out)
+                }
+            };
+            let out = out.unwrap_or_else(|| PathBuf::from("runs").join(&name));
+            let opts = TrainOptions { model, steps, batch_size, seed, out: out.clone(), ..TrainOptions::default() };
+            eprintln!(
+                "training on {} ({} examples, {} held out) for {steps} steps of {batch_size}",
+                name,
+                train_set.len(),
+                held_out.len()
+            );
+            let summary = train(&opts, &train_set, &held_out)?;
+            println!(
+                "trained {steps} steps in {:.1} s: loss {:.3} -> {:.3}",
+                summary.seconds, summary.first_loss, summary.final_loss
+            );
+            println!("held-out exact match: {:.1}% of {}", summary.held_out_exact_match * 100.0, held_out.len());
+            for (source, expected, got) in &summary.samples {
+                let mark = if got == expected { "ok " } else { "BAD" };
+                println!("  {mark} {source:>30}  ->  {got}");
+            }
+            println!("model saved to {}", out.join("model").display());
+            Ok(())
+        }
+        Command::Eval { model, data } => {
+            let ckpt = Checkpoint::load(&model)?;
+            let examples = read_tsv(&data)?;
+            println!("{}", evaluate(&ckpt, &examples));
+            Ok(())
+        }
+        Command::Translate { model, beam, text } => {
+            if beam == Some(0) {
+                return Err(Error::flag("--beam", "must be at least 1, found 0"));
+            }
+            let ckpt = Checkpoint::load(&model)?;
+            let inputs: Vec<String> = if text.is_empty() {
+                std::io::stdin()
+                    .lock()
+                    .lines()
+                    .collect::<std::io::Result<_>>()
+                    .map_err(|e| Error::new(format!("stdin: {e}")))?
+            } else {
+                text
+            };
+            for line in inputs {
+                println!("{}", translate(&ckpt, &line, beam));
+            }
+            Ok(())
+        }
+        Command::Bench { config, batch_size, src_len, tgt_len, steps, threads } => {
+            set_threads(threads)?;
+            let cfg = ModelConfig::load(&config)?;
+            for (flag, v) in
+                [("--batch-size", batch_size), ("--src-len", src_len), ("--tgt-len", tgt_len), ("--steps", steps)]
+            {
+                if v == 0 {
+                    return Err(Error::flag(flag, "must be at least 1, found 0"));
+                }
+            }
+            for (flag, v) in [("--src-len", src_len), ("--tgt-len", tgt_len)] {
+                if v > cfg.max_len {
+                    return Err(Error::flag(
+                        flag,
+                        format!("{v} is longer than the config's max_len of {}", cfg.max_len),
+                    ));
+                }
+            }
+            let r = transformer::bench::run(&cfg, batch_size, src_len, tgt_len, steps);
+            println!(
+                "{}",
+                serde_json::json!({ "ms_per_step": r.ms_per_step, "tokens_per_s": r.tokens_per_s, "params": r.params })
+            );
+            Ok(())
+        }
+    }
+}
+
+/// A config for training: a full config.json whose vocab_size is replaced by the data's.
+fn load_train_config(path: &std::path::Path) -> Result<ModelConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::file(path, e))?;
+    if let Some(obj) = value.as_object_mut() {
+        // The vocabulary comes from the data; any placeholder will do while parsing.
+        obj.entry("vocab_size").or_insert(serde_json::json!(1000));
+    }
+    let cfg: ModelConfig = serde_json::from_value(value).map_err(|e| Error::file(path, e))?;
+    ModelConfig { vocab_size: cfg.vocab_size.max(5), ..cfg }.validate().map_err(|e| Error::file(path, e))?;
+    Ok(cfg)
+}
+
+/// Holds out every 20th example (at most 1000) of a data file for the final evaluation.
+fn split_file(examples: Vec<Example>) -> (Vec<Example>, Vec<Example>) {
+    if examples.len() < 20 {
+        return (examples.clone(), examples);
+    }
+    let (mut train_set, mut held_out) = (Vec::new(), Vec::new());
+    for (i, e) in examples.into_iter().enumerate() {
+        if i % 20 == 19 && held_out.len() < 1000 { held_out.push(e) } else { train_set.push(e) }
+    }
+    (train_set, held_out)
+}
+
+/// Loss (teacher forcing, no smoothing, no dropout), token accuracy and greedy exact match.
+fn evaluate(ckpt: &Checkpoint, examples: &[Example]) -> serde_json::Value {
+    let (mut loss_sum, mut tokens, mut hits) = (0.0f64, 0usize, 0usize);
+    for chunk in examples.chunks(128) {
+        let batch = Batch::from_examples(chunk, &ckpt.vocab);
+        let tape = autograd::Tape::new();
+        let _no_grad = tape.no_grad();
+        let logits = ckpt.model.forward(
+            &tape,
+            &batch.src,
+            [batch.batch_size, batch.src_len],
+            &batch.tgt_in,
+            [batch.batch_size, batch.tgt_len],
+            &mut transformer::nn::Ctx::eval(),
+        );
+        let n = batch.n_target_tokens();
+        let loss = transformer::loss::sequence_loss(logits, &batch.tgt_out, 0.0).value().item() as f64;
+        let (h, _) = transformer::loss::token_hits(&logits.value(), &batch.tgt_out);
+        loss_sum += loss * n as f64;
+        tokens += n;
+        hits += h;
+    }
+    let (em, _) = exact_match(&ckpt.model, &ckpt.vocab, examples);
+    serde_json::json!({
+        "examples": examples.len(),
+        "tokens": tokens,
+        "loss": loss_sum / tokens.max(1) as f64,
+        "token_accuracy": hits as f64 / tokens.max(1) as f64,
+        "exact_match": em,
+    })
+}
+
+fn translate(ckpt: &Checkpoint, text: &str, beam: Option<usize>) -> String {
+    let vocab: &Vocab = &ckpt.vocab;
+    let source = encode_source(vocab, text);
+    let max_len = (text.chars().count() * 2 + 10).min(ckpt.model.cfg.max_len - 1);
+    let source = if source.len() > ckpt.model.cfg.max_len {
+        source[source.len() - ckpt.model.cfg.max_len..].to_vec()
+    } else {
+        source
+    };
+    match beam {
+        Some(k) => vocab.decode(&beam_search(&ckpt.model, &source, k, 0.6, max_len).tokens),
+        None => vocab.decode(&greedy(&ckpt.model, &[source], max_len)[0]),
+    }
+}

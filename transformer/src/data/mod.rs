@@ -1,1 +1,12 @@
-//! Data: vocabulary, TSV files, batching, built-in tasks.
+//! Data: the character vocabulary, TSV data files, padded and length-bucketed batches, and the
+//! built-in tasks.
+
+pub mod batch;
+pub mod tasks;
+pub mod tsv;
+pub mod vocab;
+
+pub use batch::{Batch, Batcher, encode_source, encode_target};
+pub use tasks::Task;
+pub use tsv::{Example, parse_tsv, read_tsv, write_tsv};
+pub use vocab::{BOS, EOS, PAD, SPECIALS, UNK, Vocab};

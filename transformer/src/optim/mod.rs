@@ -1,1 +1,80 @@
-//! Optimizers, learning-rate schedules and gradient clipping.
+//! Optimizers, learning-rate schedules and gradient clipping: what turns [`Gradients`] into
+//! updated [`autograd::Param`]s.
+//!
+//! One training step reads:
+//!
+//! ```
+//! use autograd::{ParamStore, Tape, Tensor};
+//! use transformer::optim::{clip_grad_norm, Adam, Noam, Optimizer, Schedule};
+//!
+//! let mut params = ParamStore::<f32>::new();
+//! let w = params.root().param("w", Tensor::from_vec(vec![3.0, -4.0], [2]));
+//! let mut optimizer = Adam::paper(0.0); // β 0.9/0.98, ε 1e-9; the schedule sets the rate
+//! let schedule = Noam::new(1.0, 2, 10);
+//! for step in 1..=20 {
+//!     let tape = Tape::new();
+//!     let x = tape.param(&w);
+//!     let grads = (x * x).sum_all().backward(); // loss = Σ w²
+//!     let clip = clip_grad_norm(&grads, &params, 1.0);
+//!     optimizer.set_lr(schedule.lr(step));
+//!     optimizer.step_scaled(&params, &grads, clip.scale);
+//! }
+//! let w = w.value();
+//! assert!(w.data()[0] < 3.0 && w.data()[1] > -4.0);
+//! ```
+//!
+//! - [`Optimizer`] is the one interface: [`Adam`] (the paper's optimizer), [`AdamW`] and [`Sgd`]
+//!   implement it for any [`ParamStore`], keeping their state per parameter id.
+//! - [`Schedule`] maps a step number (from 1) to a learning rate: [`Noam`] (the paper's warm-up),
+//!   [`WarmupLinear`], [`Constant`].
+//! - [`clip_grad_norm`] measures the global gradient norm. Gradients are read-only, so clipping
+//!   does not rewrite them: it returns a [`GradClip`] whose `scale` the optimizer folds into the
+//!   gradient as it reads it, with [`Optimizer::step_scaled`].
+//!
+//! Every update follows the arithmetic of the `torch.optim` class it names, step by step, and
+//! is tested against parameters that PyTorch produced from the same gradients.
+
+mod adam;
+mod clip;
+mod elementwise;
+#[cfg(test)]
+mod parity;
+mod schedule;
+mod sgd;
+
+pub use adam::{Adam, AdamConfig, AdamW};
+pub use clip::{GradClip, clip_grad_norm, grad_norm};
+pub use schedule::{Constant, Noam, Schedule, WarmupLinear};
+pub use sgd::{Sgd, SgdConfig};
+
+use autograd::{Gradients, ParamStore};
+
+/// Updates parameters from their gradients: the interface every optimizer implements.
+///
+/// A step visits every parameter of the store; one without a gradient in `grads` (it was not
+/// put on the tape this step) is skipped and its state left untouched, as `torch.optim` skips
+/// a parameter whose `.grad` is `None`. State (moments, momentum) is kept per parameter id, so
+/// one optimizer can serve any [`ParamStore`], and reloading a store's values in place
+/// (`ParamStore::load`) keeps the state.
+///
+/// The trait is object safe: a training loop can hold a `Box<dyn Optimizer>`.
+///
+/// PyTorch equivalent: `torch.optim.Optimizer` (`step()`, and `param_groups[0]["lr"]` for the
+/// learning rate).
+pub trait Optimizer {
+    /// One update in which every gradient is first multiplied by `grad_scale`: exactly what
+    /// PyTorch computes after `clip_grad_norm_` scaled the `.grad` tensors in place. Pass the
+    /// [`GradClip::scale`] from [`clip_grad_norm`], or 1 for no clipping.
+    fn step_scaled(&mut self, params: &ParamStore<f32>, grads: &Gradients<f32>, grad_scale: f32);
+
+    /// One update from the gradients as they are (`optimizer.step()` in PyTorch).
+    fn step(&mut self, params: &ParamStore<f32>, grads: &Gradients<f32>) {
+        self.step_scaled(params, grads, 1.0);
+    }
+
+    /// The learning rate the next step will use.
+    fn lr(&self) -> f32;
+
+    /// Sets the learning rate for the following steps (what a [`Schedule`] drives).
+    fn set_lr(&mut self, lr: f32);
+}

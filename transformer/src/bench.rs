@@ -1,0 +1,53 @@
+//! Timing full training steps (forward, loss, backward, Adam) on random tokens: what
+//! `transformer bench` reports.
+
+use crate::config::ModelConfig;
+use crate::data::Batch;
+use crate::model::Seq2Seq;
+use crate::nn::Ctx;
+use crate::optim::Adam;
+use crate::train::train_step;
+use autograd::ParamStore;
+use rand::{Rng, SeedableRng};
+use std::time::Instant;
+
+/// Median time of a training step and what it amounts to.
+#[derive(Clone, Debug)]
+pub struct BenchResult {
+    /// Median milliseconds per step.
+    pub ms_per_step: f64,
+    /// batch · tgt_len / median seconds per step.
+    pub tokens_per_s: f64,
+    /// Number of trainable values.
+    pub params: usize,
+}
+
+/// Times `steps` training steps (after 3 warm-up steps) of a model built from `cfg` on random
+/// token ids, with dropout as configured and Adam.
+pub fn run(cfg: &ModelConfig, batch_size: usize, src_len: usize, tgt_len: usize, steps: usize) -> BenchResult {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let mut params = ParamStore::new();
+    let model = Seq2Seq::new(cfg, &mut params, &mut rng);
+    let mut token = || rng.random_range(4..cfg.vocab_size);
+    let src = (0..batch_size * src_len).map(|_| token()).collect();
+    let tgt_in = (0..batch_size * tgt_len).map(|_| token()).collect();
+    let tgt_out = (0..batch_size * tgt_len).map(|_| token()).collect();
+    let batch = Batch { batch_size, src_len, tgt_len, src, tgt_in, tgt_out };
+    let mut optimizer = Adam::paper(1e-4);
+    let mut ctx = Ctx::train(0);
+    let mut times: Vec<f64> = (0..steps + 3)
+        .map(|_| {
+            let start = Instant::now();
+            train_step(&model, &params, &mut optimizer, &batch, 0.1, 1.0, &mut ctx);
+            start.elapsed().as_secs_f64()
+        })
+        .skip(3)
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    BenchResult {
+        ms_per_step: (median * 1e4).round() / 10.0,
+        tokens_per_s: (batch_size * tgt_len) as f64 / median,
+        params: params.num_elements(),
+    }
+}

@@ -1,0 +1,49 @@
+//! Model directories: `config.json`, `vocab.json` and `model.safetensors` (PyTorch's names).
+
+use crate::config::ModelConfig;
+use crate::data::Vocab;
+use crate::model::Seq2Seq;
+use crate::{Error, Result};
+use autograd::ParamStore;
+use rand::SeedableRng;
+use std::path::Path;
+
+/// A model with its vocabulary and parameters, as saved in a model directory.
+pub struct Checkpoint {
+    /// The model.
+    pub model: Seq2Seq<f32>,
+    /// Its parameters, by PyTorch name.
+    pub params: ParamStore<f32>,
+    /// The token vocabulary.
+    pub vocab: Vocab,
+}
+
+impl Checkpoint {
+    /// Writes `config.json`, `vocab.json` and `model.safetensors` into `dir`, creating it.
+    pub fn save(dir: &Path, model: &Seq2Seq<f32>, params: &ParamStore<f32>, vocab: &Vocab) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
+        model.cfg.save(&dir.join("config.json"))?;
+        vocab.save(&dir.join("vocab.json"))?;
+        params.save(dir.join("model.safetensors"))?;
+        Ok(())
+    }
+
+    /// Reads a model directory; every error names the file and what did not fit.
+    pub fn load(dir: &Path) -> Result<Checkpoint> {
+        if !dir.is_dir() {
+            return Err(Error::file(dir, "is not a model directory (config.json, vocab.json, model.safetensors)"));
+        }
+        let cfg = ModelConfig::load(&dir.join("config.json"))?;
+        let vocab = Vocab::load(&dir.join("vocab.json"))?;
+        if vocab.len() != cfg.vocab_size {
+            return Err(Error::file(
+                &dir.join("vocab.json"),
+                format!("holds {} tokens, but config.json says vocab_size = {}", vocab.len(), cfg.vocab_size),
+            ));
+        }
+        let mut params = ParamStore::new();
+        let model = Seq2Seq::new(&cfg, &mut params, &mut rand::rngs::StdRng::seed_from_u64(0));
+        params.load(dir.join("model.safetensors"))?;
+        Ok(Checkpoint { model, params, vocab })
+    }
+}

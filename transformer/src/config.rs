@@ -1,0 +1,168 @@
+//! `ModelConfig`: the hyperparameters of a model, read from and written to `config.json`.
+
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The nonlinearity between the two linear maps of each feed-forward block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// max(x, 0), as in the paper.
+    Relu,
+    /// x·Φ(x) in its exact erf form.
+    Gelu,
+}
+
+/// How positions are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Positional {
+    /// The paper's fixed sines and cosines: P[pos, 2i] = sin(pos / 10000^(2i/d)), P[pos, 2i+1] = cos(...).
+    Sinusoidal,
+    /// A learned table `pos_embed.weight` of shape `[max_len, d_model]`.
+    Learned,
+}
+
+/// The hyperparameters of an encoder-decoder Transformer; the `config.json` of a model directory.
+///
+/// ```
+/// use transformer::ModelConfig;
+/// let cfg: ModelConfig = serde_json::from_str(r#"{ "vocab_size": 40, "d_model": 128, "n_heads": 4,
+///     "n_encoder_layers": 2, "n_decoder_layers": 2, "d_ff": 512, "dropout": 0.1, "activation": "relu",
+///     "norm_first": false, "layer_norm_eps": 1e-5, "positional": "sinusoidal", "max_len": 256,
+///     "scale_embeddings": true, "tie_output": false }"#).unwrap();
+/// assert_eq!(cfg.d_head(), 32);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Number of tokens, the four specials included; one embedding serves source and target.
+    pub vocab_size: usize,
+    /// Width of every residual stream; the paper's base model uses 512.
+    pub d_model: usize,
+    /// Attention heads per attention block; each gets d_model / n_heads dimensions (the paper: 8).
+    pub n_heads: usize,
+    /// Encoder layers (the paper: 6).
+    pub n_encoder_layers: usize,
+    /// Decoder layers (the paper: 6).
+    pub n_decoder_layers: usize,
+    /// Inner width of the feed-forward blocks (the paper: 2048 = 4 · d_model).
+    pub d_ff: usize,
+    /// Dropout probability on embeddings, attention weights and sub-layer outputs (the paper: 0.1).
+    pub dropout: f64,
+    /// The feed-forward nonlinearity.
+    pub activation: Activation,
+    /// Layer norm before each sub-layer (pre-LN, trains more easily) instead of after (the paper).
+    pub norm_first: bool,
+    /// ε added to the variance in every layer norm.
+    pub layer_norm_eps: f64,
+    /// Fixed sinusoidal or learned positions.
+    pub positional: Positional,
+    /// Longest sequence the positional table covers.
+    pub max_len: usize,
+    /// Multiply embeddings by √d_model, as the paper does.
+    pub scale_embeddings: bool,
+    /// Use the embedding matrix as the output projection (no `generator.weight`).
+    pub tie_output: bool,
+}
+
+impl Default for ModelConfig {
+    /// The default model of `transformer train`: small enough to learn a task in minutes on a CPU.
+    fn default() -> Self {
+        ModelConfig {
+            vocab_size: 0,
+            d_model: 64,
+            n_heads: 4,
+            n_encoder_layers: 2,
+            n_decoder_layers: 2,
+            d_ff: 256,
+            dropout: 0.0,
+            activation: Activation::Relu,
+            norm_first: true,
+            layer_norm_eps: 1e-5,
+            positional: Positional::Sinusoidal,
+            max_len: 128,
+            scale_embeddings: true,
+            tie_output: false,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// d_model / n_heads: the width of one attention head.
+    pub fn d_head(&self) -> usize {
+        self.d_model / self.n_heads
+    }
+
+    /// Checks the values fit together; the error names the field.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let fail = |field: &str, why: String| Err(format!("field \"{field}\": {why}"));
+        if self.vocab_size < 5 {
+            return fail(
+                "vocab_size",
+                format!("{} is too small: the four special tokens and at least one character", self.vocab_size),
+            );
+        }
+        if self.d_model == 0 {
+            return fail("d_model", "must be positive".into());
+        }
+        if self.n_heads == 0 || self.d_model % self.n_heads != 0 {
+            return fail("n_heads", format!("{} does not divide d_model = {}", self.n_heads, self.d_model));
+        }
+        if self.d_ff == 0 {
+            return fail("d_ff", "must be positive".into());
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return fail("dropout", format!("{} is outside [0, 1)", self.dropout));
+        }
+        if self.layer_norm_eps <= 0.0 || !self.layer_norm_eps.is_finite() {
+            return fail("layer_norm_eps", format!("{} must be a small positive number", self.layer_norm_eps));
+        }
+        if self.max_len == 0 {
+            return fail("max_len", "must be positive".into());
+        }
+        if self.positional == Positional::Sinusoidal && self.d_model % 2 != 0 {
+            return fail("d_model", format!("{} must be even for sinusoidal positions", self.d_model));
+        }
+        Ok(())
+    }
+
+    /// Reads and validates a `config.json`; errors name the file and the field.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+        Self::from_json(&text).map_err(|e| Error::file(path, e))
+    }
+
+    /// Parses and validates JSON text.
+    pub fn from_json(text: &str) -> std::result::Result<Self, String> {
+        let cfg: ModelConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Writes the config as pretty JSON.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("a config always serializes");
+        std::fs::write(path, text + "\n").map_err(|e| Error::file(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_field() {
+        let mut cfg = ModelConfig { vocab_size: 20, ..ModelConfig::default() };
+        cfg.n_heads = 3;
+        assert_eq!(cfg.validate().unwrap_err(), "field \"n_heads\": 3 does not divide d_model = 64");
+        let json = serde_json::to_string(&ModelConfig { vocab_size: 20, ..ModelConfig::default() }).unwrap();
+        let bad = json.replace("\"relu\"", "\"swish\"");
+        assert!(
+            ModelConfig::from_json(&bad).unwrap_err().contains("unknown variant `swish`, expected `relu` or `gelu`")
+        );
+        let missing = json.replace("\"d_ff\":256,", "");
+        assert!(ModelConfig::from_json(&missing).unwrap_err().contains("missing field `d_ff`"));
+    }
+}

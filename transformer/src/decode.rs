@@ -1,0 +1,130 @@
+//! Decoding: greedy (batched) and beam search with a length penalty, both stopping at `<eos>`.
+//!
+//! Neither ever emits `<pad>` or `<bos>`. A hypothesis that reaches `max_len` tokens without
+//! `<eos>` ends there.
+
+use crate::data::{BOS, EOS, PAD};
+use crate::model::Seq2Seq;
+use crate::nn::Ctx;
+use autograd::{Element, Tape, Tensor};
+
+/// Log-probabilities of the next token at the last position of each row of
+/// `logits` `(rows, t, vocab)`, with `<pad>` and `<bos>` ruled out.
+fn next_token_log_probs<T: Element>(logits: &Tensor<T>) -> Vec<Vec<f64>> {
+    let [rows, t, vocab] = logits.dims()[..] else { unreachable!("logits are (rows, t, vocab)") };
+    let last = logits.narrow(1, t - 1, 1).reshape([rows, vocab]).log_softmax(-1);
+    last.data()
+        .chunks(vocab)
+        .map(|row| {
+            let mut row: Vec<f64> = row.iter().map(|v| v.to_f64()).collect();
+            row[PAD] = f64::NEG_INFINITY;
+            row[BOS] = f64::NEG_INFINITY;
+            row
+        })
+        .collect()
+}
+
+/// Index of the largest value, the first one on ties.
+fn argmax(row: &[f64]) -> usize {
+    (0..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best })
+}
+
+/// Greedy decoding of a batch of sources (each a list of ids ending in `<eos>`): at every step
+/// the most likely next token. Returns each output without `<bos>` and without `<eos>`.
+pub fn greedy<T: Element>(model: &Seq2Seq<T>, sources: &[Vec<usize>], max_len: usize) -> Vec<Vec<usize>> {
+    if sources.is_empty() {
+        return Vec::new();
+    }
+    let tape = Tape::new();
+    let _no_grad = tape.no_grad();
+    let mut ctx = Ctx::eval();
+    let batch = sources.len();
+    let s = sources.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let src: Vec<usize> =
+        sources.iter().flat_map(|x| x.iter().copied().chain(std::iter::repeat_n(PAD, s - x.len()))).collect();
+    let enc = model.encode(&tape, &src, [batch, s], &mut ctx);
+    let limit = max_len.min(model.cfg.max_len - 1);
+    let mut outputs: Vec<Vec<usize>> = vec![vec![BOS]; batch];
+    let mut done = vec![false; batch];
+    for t in 1..=limit {
+        let tgt: Vec<usize> = outputs.iter().flat_map(|o| o.iter().copied()).collect();
+        let logits = model.decode(&tape, &enc, &tgt, [batch, t], &mut ctx).value();
+        for (i, row) in next_token_log_probs(&logits).iter().enumerate() {
+            // Finished rows keep growing with padding so every row has length t.
+            let next = if done[i] { PAD } else { argmax(row) };
+            done[i] |= next == EOS;
+            outputs[i].push(next);
+        }
+        if done.iter().all(|&d| d) {
+            break;
+        }
+    }
+    outputs.into_iter().map(|o| o.into_iter().skip(1).take_while(|&t| t != EOS && t != PAD).collect()).collect()
+}
+
+/// The length penalty of Wu et al. (2016): ((5 + len) / 6)^α; α = 0 turns it off.
+pub fn length_penalty(len: usize, alpha: f64) -> f64 {
+    ((5.0 + len as f64) / 6.0).powf(alpha)
+}
+
+/// One hypothesis of beam search.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hypothesis {
+    /// Generated ids, without `<bos>`; ends with `<eos>` if it finished.
+    pub tokens: Vec<usize>,
+    /// Sum of the log-probabilities of the tokens.
+    pub log_prob: f64,
+}
+
+impl Hypothesis {
+    /// log P / length_penalty(len): what the search ranks by.
+    pub fn score(&self, alpha: f64) -> f64 {
+        self.log_prob / length_penalty(self.tokens.len(), alpha)
+    }
+
+    fn finished(&self, max_len: usize) -> bool {
+        self.tokens.last() == Some(&EOS) || self.tokens.len() >= max_len
+    }
+}
+
+/// Beam search for one source: keeps the `width` best hypotheses at every step, ranked by
+/// [`Hypothesis::score`]; returns the best one (with `<eos>` if it has one). Width 1 is greedy.
+pub fn beam_search<T: Element>(
+    model: &Seq2Seq<T>,
+    source: &[usize],
+    width: usize,
+    alpha: f64,
+    max_len: usize,
+) -> Hypothesis {
+    assert!(width > 0, "beam_search: width must be at least 1");
+    let tape = Tape::new();
+    let _no_grad = tape.no_grad();
+    let mut ctx = Ctx::eval();
+    let max_len = max_len.min(model.cfg.max_len - 1);
+    let enc1 = model.encode(&tape, source, [1, source.len()], &mut ctx);
+    let mut beams = vec![Hypothesis { tokens: Vec::new(), log_prob: 0.0 }];
+    while beams.iter().any(|h| !h.finished(max_len)) {
+        let open: Vec<&Hypothesis> = beams.iter().filter(|h| !h.finished(max_len)).collect();
+        let t = open[0].tokens.len() + 1;
+        let tgt: Vec<usize> = open.iter().flat_map(|h| std::iter::once(BOS).chain(h.tokens.iter().copied())).collect();
+        // The one encoded source, repeated for each open hypothesis.
+        let n = open.len();
+        let memory = enc1.memory.broadcast_to([n, source.len(), model.cfg.d_model]);
+        let src_mask = enc1.src_mask.broadcast_to([n, 1, 1, source.len()]);
+        let enc = crate::model::Encoded { memory, src_mask };
+        let logits = model.decode(&tape, &enc, &tgt, [n, t], &mut ctx).value();
+        let mut candidates: Vec<Hypothesis> = beams.iter().filter(|h| h.finished(max_len)).cloned().collect();
+        for (h, row) in open.iter().zip(next_token_log_probs(&logits)) {
+            for (token, lp) in row.iter().enumerate().filter(|(_, lp)| lp.is_finite()) {
+                let mut tokens = h.tokens.clone();
+                tokens.push(token);
+                candidates.push(Hypothesis { tokens, log_prob: h.log_prob + lp });
+            }
+        }
+        // Best first; among equal scores the earlier candidate (lower token id) wins, as argmax.
+        candidates.sort_by(|a, b| b.score(alpha).total_cmp(&a.score(alpha)));
+        candidates.truncate(width);
+        beams = candidates;
+    }
+    beams.into_iter().next().expect("the beam is never empty")
+}

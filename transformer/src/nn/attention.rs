@@ -1,0 +1,109 @@
+//! `MultiHeadAttention`: h heads of scaled dot-product attention, concatenated, then W^O.
+//!
+//! For queries `x` `(batch, t_q, d)` and keys/values `m` `(batch, t_k, d)`:
+//! headᵢ = softmax(QᵢKᵢᵀ/√d_k + mask)·Vᵢ with Q = x·W_Qᵀ + b_Q, K = m·W_Kᵀ + b_K, V = m·W_Vᵀ + b_V,
+//! and out = concat(head₁…head_h)·W_Oᵀ + b_O.
+//!
+//! PyTorch equivalent: `torch.nn.MultiheadAttention(d, h, batch_first=True)`, with the same
+//! parameter names (`in_proj_weight` holds W_Q, W_K, W_V stacked).
+
+use super::{Ctx, Dropout, Linear};
+use autograd::{Element, Param, ParamPath, Tape, Tensor, Var};
+use rand::Rng;
+use std::cell::RefCell;
+
+/// What a masked score is replaced with: far below any real score, yet finite, so a row whose
+/// every key is masked gives uniform weights instead of NaN.
+const MASKED: f64 = -1e30;
+
+/// Multi-head attention with a saved copy of its last attention weights.
+pub struct MultiHeadAttention<T: Element = f32> {
+    /// `[3d, d]`: W_Q, W_K, W_V stacked.
+    pub in_proj_weight: Param<T>,
+    /// `[3d]`: b_Q, b_K, b_V stacked.
+    pub in_proj_bias: Param<T>,
+    /// W^O and b^O.
+    pub out_proj: Linear<T>,
+    n_heads: usize,
+    d: usize,
+    dropout: Dropout,
+    last_weights: RefCell<Option<Tensor<T>>>,
+}
+
+impl<T: Element> MultiHeadAttention<T> {
+    /// Initialized as PyTorch does: Xavier-uniform projections, zero biases.
+    pub fn new(d: usize, n_heads: usize, dropout: f64, mut path: ParamPath<'_, T>, rng: &mut impl Rng) -> Self {
+        // Xavier uniform over the stacked [3d, d] matrix, as torch's _reset_parameters.
+        let bound = T::from_f64((6.0 / (d + 3 * d) as f64).sqrt());
+        let in_proj_weight = path.param("in_proj_weight", Tensor::rand_uniform([3 * d, d], -bound, bound, rng));
+        let in_proj_bias = path.param("in_proj_bias", Tensor::zeros([3 * d]));
+        let out_proj = Linear::new(d, d, true, path.prefix("out_proj"), rng);
+        out_proj.bias.as_ref().expect("out_proj has a bias").set(Tensor::zeros([d]));
+        MultiHeadAttention {
+            in_proj_weight,
+            in_proj_bias,
+            out_proj,
+            n_heads,
+            d,
+            dropout: Dropout { p: dropout },
+            last_weights: RefCell::new(None),
+        }
+    }
+
+    /// Attention of queries `x` `(batch, t_q, d)` over `memory` `(batch, t_k, d)`.
+    ///
+    /// `mask` is 1 where a query may not look at a key, broadcastable to
+    /// `(batch, heads, t_q, t_k)`: `(batch, 1, 1, t_k)` for padding, `(1, 1, t_q, t_k)` for causality.
+    #[track_caller]
+    pub fn forward<'t>(
+        &self,
+        tape: &'t Tape<T>,
+        x: Var<'t, T>,
+        memory: Var<'t, T>,
+        mask: Option<&Tensor<T>>,
+        ctx: &mut Ctx,
+    ) -> Var<'t, T> {
+        let (d, h) = (self.d, self.n_heads);
+        let dk = d / h;
+        let w = tape.param(&self.in_proj_weight); // (3d, d)
+        let b = tape.param(&self.in_proj_bias); // (3d)
+        let [batch, tq, _] = x.dims()[..] else {
+            panic!("attention: queries must be (batch, t, d), got {}", x.shape())
+        };
+        let tk = memory.dims()[1];
+        let (q, k, v) = if x.id() == memory.id() {
+            // Self-attention: one product for Q, K and V together.
+            let qkv = x.matmul_t(w, false, true) + b; // (batch, t, 3d)
+            let parts = qkv.split(-1, &[d, d, d]);
+            (parts[0], parts[1], parts[2])
+        } else {
+            let q = x.matmul_t(w.narrow(0, 0, d), false, true) + b.narrow(0, 0, d); // (batch, t_q, d)
+            let kv = memory.matmul_t(w.narrow(0, d, 2 * d), false, true) + b.narrow(0, d, 2 * d); // (batch, t_k, 2d)
+            let parts = kv.split(-1, &[d, d]);
+            (q, parts[0], parts[1])
+        };
+        let heads = |t: Var<'t, T>, len: usize| t.reshape([batch, len, h, dk]).permute(&[0, 2, 1, 3]); // (batch, h, len, dk)
+        let (q, k, v) = (heads(q, tq), heads(k, tk), heads(v, tk));
+        let scores = q.matmul_t(k, false, true).mul_scalar(T::from_f64(1.0 / (dk as f64).sqrt())); // (batch, h, t_q, t_k)
+        let scores = match mask {
+            Some(m) => scores.masked_fill(m, T::from_f64(MASKED)),
+            None => scores,
+        };
+        let weights = scores.softmax(-1); // (batch, h, t_q, t_k)
+        *self.last_weights.borrow_mut() = Some(weights.value());
+        let weights = self.dropout.forward(weights, ctx);
+        let out = weights.matmul(v); // (batch, h, t_q, dk)
+        let out = out.permute(&[0, 2, 1, 3]).reshape([batch, tq, d]); // (batch, t_q, d)
+        self.out_proj.forward(tape, out)
+    }
+
+    /// The attention weights of the last forward pass, `(batch, heads, t_q, t_k)`, before dropout.
+    pub fn last_weights(&self) -> Option<Tensor<T>> {
+        self.last_weights.borrow().clone()
+    }
+}
+
+/// A `(t, t)` mask with 1 above the diagonal: position i may not attend to positions after i.
+pub fn causal_mask<T: Element>(t: usize) -> Tensor<T> {
+    Tensor::from_fn([1, 1, t, t], |i| if i % t > i / t { T::ONE } else { T::ZERO })
+}

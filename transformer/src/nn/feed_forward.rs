@@ -1,0 +1,50 @@
+//! `FeedForward`: linear1 → activation → dropout → linear2, applied at every position.
+//!
+//! PyTorch equivalent: the `linear1`, `activation`, `dropout`, `linear2` of
+//! `torch.nn.TransformerEncoderLayer`.
+
+use super::{Ctx, Dropout, Linear};
+use crate::config::Activation;
+use autograd::{Element, ParamPath, Tape, Var};
+use rand::Rng;
+
+/// Two linear maps with a nonlinearity between: `(..., d) → (..., d_ff) → (..., d)`.
+pub struct FeedForward<T: Element = f32> {
+    /// d → d_ff.
+    pub linear1: Linear<T>,
+    /// d_ff → d.
+    pub linear2: Linear<T>,
+    activation: Activation,
+    dropout: Dropout,
+}
+
+impl<T: Element> FeedForward<T> {
+    /// Parameters `linear1.*` and `linear2.*` directly under `path` (PyTorch's layer layout).
+    pub fn new(
+        d: usize,
+        d_ff: usize,
+        activation: Activation,
+        dropout: f64,
+        path: &mut ParamPath<'_, T>,
+        rng: &mut impl Rng,
+    ) -> Self {
+        FeedForward {
+            linear1: Linear::new(d, d_ff, true, path.prefix("linear1"), rng),
+            linear2: Linear::new(d_ff, d, true, path.prefix("linear2"), rng),
+            activation,
+            dropout: Dropout { p: dropout },
+        }
+    }
+
+    /// `(..., d) → (..., d)`.
+    #[track_caller]
+    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>, ctx: &mut Ctx) -> Var<'t, T> {
+        let h = self.linear1.forward(tape, x); // (..., d_ff)
+        let h = match self.activation {
+            Activation::Relu => h.relu(),
+            Activation::Gelu => h.gelu(),
+        };
+        let h = self.dropout.forward(h, ctx);
+        self.linear2.forward(tape, h) // (..., d)
+    }
+}

@@ -1,0 +1,45 @@
+//! The layers of the Transformer, each a config (or sizes), `new` with a parameter path and a
+//! generator, and `forward` on a tape.
+
+mod attention;
+mod dropout;
+mod embedding;
+mod feed_forward;
+mod layers;
+mod linear;
+mod norm;
+mod positional;
+
+pub use attention::{MultiHeadAttention, causal_mask};
+pub use dropout::Dropout;
+pub use embedding::Embedding;
+pub use feed_forward::FeedForward;
+pub use layers::{DecoderLayer, EncoderLayer};
+pub use linear::Linear;
+pub use norm::LayerNorm;
+pub use positional::sinusoidal_table;
+
+use rand::rngs::StdRng;
+
+/// What a forward pass needs besides its inputs: whether it is training (dropout on) and the
+/// generator dropout draws from.
+pub struct Ctx {
+    /// True while training: dropout is applied. False for evaluation and decoding.
+    pub training: bool,
+    /// The source of dropout masks, seeded for reproducible runs.
+    pub rng: StdRng,
+}
+
+impl Ctx {
+    /// A context for training, with a seeded generator.
+    pub fn train(seed: u64) -> Self {
+        use rand::SeedableRng;
+        Ctx { training: true, rng: StdRng::seed_from_u64(seed) }
+    }
+
+    /// A context for evaluation: no dropout.
+    pub fn eval() -> Self {
+        use rand::SeedableRng;
+        Ctx { training: false, rng: StdRng::seed_from_u64(0) }
+    }
+}

@@ -1,0 +1,238 @@
+//! The training loop: batches in, Adam steps out, with a progress bar, `metrics.jsonl`, a
+//! loss plot, and a held-out evaluation at the end.
+
+use crate::checkpoint::Checkpoint;
+use crate::config::ModelConfig;
+use crate::data::{Batch, Batcher, Example, Vocab, encode_source};
+use crate::decode::greedy;
+use crate::loss::{sequence_loss, token_hits};
+use crate::model::Seq2Seq;
+use crate::nn::Ctx;
+use crate::optim::{Adam, Optimizer, Schedule, WarmupLinear, clip_grad_norm};
+use crate::{Error, Result};
+use autograd::{ParamStore, Tape};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// How to train: what `transformer train` fills in from its flags.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    /// The model shape; `vocab_size` is set from the data.
+    pub model: ModelConfig,
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Examples per batch.
+    pub batch_size: usize,
+    /// Seeds initialization, batching and dropout.
+    pub seed: u64,
+    /// Peak learning rate, reached after `warmup` steps, then decayed linearly to 0.
+    pub lr: f32,
+    /// Warm-up steps.
+    pub warmup: usize,
+    /// ε of label smoothing in the loss.
+    pub label_smoothing: f64,
+    /// Gradients are scaled down to this global norm when larger.
+    pub clip_norm: f32,
+    /// Where the model directory, metrics and plot go.
+    pub out: PathBuf,
+    /// Steps between lines of `metrics.jsonl`.
+    pub log_every: usize,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            model: ModelConfig::default(),
+            steps: 3000,
+            batch_size: 64,
+            seed: 0,
+            lr: 3e-3,
+            warmup: 200,
+            label_smoothing: 0.1,
+            clip_norm: 1.0,
+            out: PathBuf::from("runs/dates"),
+            log_every: 50,
+            progress: true,
+        }
+    }
+}
+
+/// What a training run ends with.
+#[derive(Clone, Debug)]
+pub struct TrainSummary {
+    /// Mean loss over the last logging interval.
+    pub final_loss: f64,
+    /// Mean loss over the first logging interval.
+    pub first_loss: f64,
+    /// Exact match of greedy decoding on the held-out examples.
+    pub held_out_exact_match: f64,
+    /// Wall-clock seconds of the training steps.
+    pub seconds: f64,
+    /// A few held-out examples: (source, expected, produced).
+    pub samples: Vec<(String, String, String)>,
+}
+
+/// One line of `metrics.jsonl`.
+fn metrics_line(step: usize, loss: f64, acc: f64, lr: f32, tokens_per_s: f64, elapsed: f64) -> String {
+    serde_json::json!({
+        "step": step, "loss": loss, "token_accuracy": acc, "lr": lr,
+        "tokens_per_s": tokens_per_s.round(), "elapsed_s": (elapsed * 1000.0).round() / 1000.0,
+    })
+    .to_string()
+}
+
+/// Runs one training step and returns (loss, correct, counted).
+pub fn train_step(
+    model: &Seq2Seq<f32>,
+    params: &ParamStore<f32>,
+    optimizer: &mut dyn Optimizer,
+    batch: &Batch,
+    label_smoothing: f64,
+    clip_norm: f32,
+    ctx: &mut Ctx,
+) -> (f64, usize, usize) {
+    let tape = Tape::new();
+    let logits = model.forward(
+        &tape,
+        &batch.src,
+        [batch.batch_size, batch.src_len],
+        &batch.tgt_in,
+        [batch.batch_size, batch.tgt_len],
+        ctx,
+    );
+    let loss = sequence_loss(logits, &batch.tgt_out, label_smoothing);
+    let (hits, counted) = token_hits(&logits.value(), &batch.tgt_out);
+    let grads = loss.backward();
+    let clip = clip_grad_norm(&grads, params, clip_norm);
+    optimizer.step_scaled(params, &grads, clip.scale);
+    (loss.value().item() as f64, hits, counted)
+}
+
+/// Exact match of greedy decoding over `examples`, decoded in batches.
+pub fn exact_match(model: &Seq2Seq<f32>, vocab: &Vocab, examples: &[Example]) -> (f64, Vec<String>) {
+    let mut outputs = Vec::with_capacity(examples.len());
+    for chunk in examples.chunks(256) {
+        let sources: Vec<Vec<usize>> = chunk.iter().map(|e| encode_source(vocab, &e.source)).collect();
+        let max_len = chunk.iter().map(|e| e.target.chars().count()).max().unwrap_or(0) * 2 + 10;
+        outputs.extend(greedy(model, &sources, max_len).iter().map(|ids| vocab.decode(ids)));
+    }
+    let hits = outputs.iter().zip(examples).filter(|(o, e)| **o == e.target).count();
+    (hits as f64 / examples.len().max(1) as f64, outputs)
+}
+
+/// Trains a model on `train`, evaluates on `held_out`, and writes the model directory,
+/// `metrics.jsonl` and `loss.png` under `opts.out`.
+pub fn train(opts: &TrainOptions, train: &[Example], held_out: &[Example]) -> Result<TrainSummary> {
+    let vocab = Vocab::from_examples(&[train, held_out].concat());
+    let cfg = ModelConfig { vocab_size: vocab.len(), ..opts.model.clone() };
+    cfg.validate().map_err(Error::new)?;
+    let longest = train.iter().map(|e| e.source.chars().count().max(e.target.chars().count())).max().unwrap_or(0) + 1;
+    if longest > cfg.max_len {
+        return Err(Error::new(format!(
+            "the data holds a sequence of {longest} tokens, longer than the model's max_len of {}",
+            cfg.max_len
+        )));
+    }
+    std::fs::create_dir_all(&opts.out).map_err(|e| Error::file(&opts.out, e))?;
+    let mut params = ParamStore::new();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
+    let model = Seq2Seq::new(&cfg, &mut params, &mut rng);
+    let mut batches = Batcher::new(train, &vocab, opts.batch_size, opts.seed)?;
+    let mut optimizer = Adam::paper(opts.lr);
+    let schedule = WarmupLinear::new(opts.lr, opts.warmup, opts.steps);
+    let mut ctx = Ctx::train(opts.seed ^ 0x5eed);
+    let metrics_path = opts.out.join("metrics.jsonl");
+    let mut metrics = std::fs::File::create(&metrics_path).map_err(|e| Error::file(&metrics_path, e))?;
+    let bar = progress_bar(opts);
+    let start = Instant::now();
+    let (mut window_loss, mut window_hits, mut window_count, mut window_steps, mut window_tokens) = (0.0, 0, 0, 0, 0);
+    let mut window_start = Instant::now();
+    let mut curve: Vec<(usize, f64)> = Vec::new();
+    for step in 1..=opts.steps {
+        let batch = batches.next_batch();
+        optimizer.set_lr(schedule.lr(step));
+        let (loss, hits, counted) =
+            train_step(&model, &params, &mut optimizer, &batch, opts.label_smoothing, opts.clip_norm, &mut ctx);
+        if !loss.is_finite() {
+            return Err(Error::new(format!(
+                "training diverged at step {step}: the loss is {loss}; try a lower learning rate"
+            )));
+        }
+        window_loss += loss;
+        (window_hits, window_count, window_steps) = (window_hits + hits, window_count + counted, window_steps + 1);
+        window_tokens += batch.batch_size * batch.tgt_len;
+        if step % opts.log_every == 0 || step == opts.steps {
+            let secs = window_start.elapsed().as_secs_f64();
+            let mean = window_loss / window_steps as f64;
+            let acc = window_hits as f64 / window_count.max(1) as f64;
+            let tps = window_tokens as f64 / secs.max(1e-9);
+            writeln!(
+                metrics,
+                "{}",
+                metrics_line(step, mean, acc, schedule.lr(step), tps, start.elapsed().as_secs_f64())
+            )
+            .map_err(|e| Error::file(&metrics_path, e))?;
+            curve.push((step, mean));
+            bar.set_message(format!("loss {mean:.3}  acc {:.1}%  {:.0} tok/s", acc * 100.0, tps));
+            (window_loss, window_hits, window_count, window_steps, window_tokens) = (0.0, 0, 0, 0, 0);
+            window_start = Instant::now();
+        }
+        bar.inc(1);
+    }
+    bar.finish();
+    let seconds = start.elapsed().as_secs_f64();
+    Checkpoint::save(&opts.out.join("model"), &model, &params, &vocab)?;
+    if let Err(e) = plot_loss(&opts.out.join("loss.png"), &curve) {
+        eprintln!("warning: could not draw {}: {e}", opts.out.join("loss.png").display());
+    }
+    let (held_out_exact_match, outputs) = exact_match(&model, &vocab, held_out);
+    writeln!(metrics, "{}", serde_json::json!({ "step": opts.steps, "held_out_exact_match": held_out_exact_match }))
+        .map_err(|e| Error::file(&metrics_path, e))?;
+    let samples = held_out.iter().zip(outputs).take(8).map(|(e, o)| (e.source.clone(), e.target.clone(), o)).collect();
+    Ok(TrainSummary {
+        first_loss: curve.first().map_or(f64::NAN, |c| c.1),
+        final_loss: curve.last().map_or(f64::NAN, |c| c.1),
+        held_out_exact_match,
+        seconds,
+        samples,
+    })
+}
+
+fn progress_bar(opts: &TrainOptions) -> ProgressBar {
+    if !opts.progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(opts.steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
+            .expect("a valid template"),
+    );
+    bar
+}
+
+/// Draws the loss curve as a PNG.
+pub fn plot_loss(path: &Path, curve: &[(usize, f64)]) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    if curve.is_empty() {
+        return Ok(());
+    }
+    let root = BitMapBackend::new(path, (800, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let max_step = curve.last().map_or(1, |c| c.0).max(1);
+    let (lo, hi) = curve.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), c| (lo.min(c.1), hi.max(c.1)));
+    let mut chart = ChartBuilder::on(&root)
+        .caption("training loss", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0..max_step, (lo * 0.9)..(hi * 1.05))?;
+    chart.configure_mesh().x_desc("step").y_desc("cross-entropy (nats)").draw()?;
+    chart.draw_series(LineSeries::new(curve.iter().copied(), &BLUE))?;
+    root.present()?;
+    Ok(())
+}
