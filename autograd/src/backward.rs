@@ -57,6 +57,7 @@ enum Status {
     Untracked,
 }
 
+// ANCHOR: scan
 /// Scans nodes `root..=0` in reverse, returning the gradient of every node that keeps one.
 fn scan<'t, T: Element, B: Backend<'t, T>>(tape: &'t Tape<T>, root: usize, seed: B) -> (Vec<Option<B>>, Vec<Status>) {
     let statuses: Vec<Status> = tape.with_nodes(|nodes| {
@@ -91,6 +92,10 @@ fn scan<'t, T: Element, B: Backend<'t, T>>(tape: &'t Tape<T>, root: usize, seed:
                 continue;
             }
             let gi = gi.unwrap_or_else(|| no_derivative(tape, op.as_ref(), id, k));
+            let want = tape.with_node(input, |n| n.value.shape().clone());
+            if gi.shape() != want {
+                wrong_shape(tape, op.as_ref(), id, k, &gi.shape(), &want);
+            }
             grads[input] = Some(match grads[input].take() {
                 Some(acc) => B::accumulate(acc, gi),
                 None => gi,
@@ -102,12 +107,30 @@ fn scan<'t, T: Element, B: Backend<'t, T>>(tape: &'t Tape<T>, root: usize, seed:
     }
     (grads, statuses)
 }
+// ANCHOR_END: scan
 
 fn no_derivative<T: Element>(tape: &Tape<T>, op: &dyn DynOp<T>, id: usize, input: usize) -> ! {
     let loc = tape.with_node(id, |n| n.location);
     panic!(
         "backward: {} (node %{id}, {loc}) has no derivative with respect to its input {input}, which \
          requires a gradient; detach() that input if no gradient should flow through it",
+        op.name()
+    )
+}
+
+fn wrong_shape<T: Element>(
+    tape: &Tape<T>,
+    op: &dyn DynOp<T>,
+    id: usize,
+    input: usize,
+    got: &crate::Shape,
+    want: &crate::Shape,
+) -> ! {
+    let loc = tape.with_node(id, |n| n.location);
+    panic!(
+        "backward: {} (node %{id}, {loc}) returned a gradient of shape {got} for its input {input}, \
+         which has shape {want}; a vector-Jacobian product must return its input's shape \
+         (reduce broadcasting with sum_to)",
         op.name()
     )
 }

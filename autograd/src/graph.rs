@@ -29,13 +29,19 @@ fn node_head<T: Element>(id: usize, node: &Node<T>) -> String {
     }
 }
 
-/// The path of a source location from the crate or workspace folder on (stable across machines).
+/// A source location as `file:line`. Paths inside the workspace are already relative
+/// (`autograd/src/ops/arith.rs`); absolute ones (a dependency's) are cut to the part from its
+/// `src/`, `tests/`, `examples/` or `benches/` folder.
 fn short_location(loc: &std::panic::Location<'_>) -> String {
     let file = loc.file().replace('\\', "/");
-    let file = ["/src/", "/tests/", "/examples/", "/benches/"]
-        .iter()
-        .find_map(|marker| file.rfind(marker).map(|i| file[i + 1..].to_string()))
-        .unwrap_or(file);
+    let file = if file.starts_with('/') {
+        ["/src/", "/tests/", "/examples/", "/benches/"]
+            .iter()
+            .find_map(|marker| file.rfind(marker).map(|i| file[i + 1..].to_string()))
+            .unwrap_or(file)
+    } else {
+        file
+    };
     format!("{file}:{}", loc.line())
 }
 

@@ -79,6 +79,7 @@ pub trait Math<T: Element>: Clone + Sized {
         self.sum(axes, keepdim).mul_scalar(T::ONE / T::from_f64(count as f64))
     }
 
+    // ANCHOR: sum_to
     /// Sums a broadcast gradient back to the `shape` of the input it came from: the one helper
     /// every broadcasting op uses for its backward pass.
     #[track_caller]
@@ -95,6 +96,7 @@ pub trait Math<T: Element>: Clone + Sized {
             .collect();
         self.sum(&axes, true).reshape(shape)
     }
+    // ANCHOR_END: sum_to
 }
 
 macro_rules! forward_math {

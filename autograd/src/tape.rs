@@ -98,6 +98,12 @@ impl<T: Element> Tape<T> {
         self.leaf(value, LeafKind::Constant, None, false)
     }
 
+    /// Like [`Tape::constant`], with a name shown in graph dumps (data inputs, targets).
+    #[track_caller]
+    pub fn named_constant(&self, name: &str, value: Tensor<T>) -> Var<'_, T> {
+        self.leaf(value, LeafKind::Constant, Some(name.into()), false)
+    }
+
     /// Puts a parameter on the tape as a named leaf. Calling this twice with one parameter in
     /// one tape returns the same node, so tied weights accumulate their gradients.
     #[track_caller]

@@ -128,3 +128,103 @@ pub fn beam_search<T: Element>(
     }
     beams.into_iter().next().expect("the beam is never empty")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ModelConfig;
+    use autograd::ParamStore;
+    use rand::SeedableRng;
+
+    /// A random tiny model: 4 specials and 3 characters.
+    fn tiny(seed: u64) -> Seq2Seq<f64> {
+        let cfg = ModelConfig {
+            vocab_size: 7,
+            d_model: 8,
+            n_heads: 2,
+            d_ff: 16,
+            n_encoder_layers: 1,
+            n_decoder_layers: 1,
+            max_len: 16,
+            ..ModelConfig::default()
+        };
+        let mut params = ParamStore::new();
+        let model = Seq2Seq::new(&cfg, &mut params, &mut rand::rngs::StdRng::seed_from_u64(seed));
+        // Sharper distributions than the initialization gives, so search choices matter.
+        for p in params.iter() {
+            p.update(|d| d.iter_mut().for_each(|v| *v *= 3.0));
+        }
+        model
+    }
+
+    /// log P(tokens | source) by teacher forcing.
+    fn log_prob(model: &Seq2Seq<f64>, source: &[usize], tokens: &[usize]) -> f64 {
+        let mut total = 0.0;
+        for t in 0..tokens.len() {
+            let prefix: Vec<usize> = std::iter::once(BOS).chain(tokens[..t].iter().copied()).collect();
+            let tape = Tape::new();
+            let mut ctx = Ctx::eval();
+            let enc = model.encode(&tape, source, [1, source.len()], &mut ctx);
+            let logits = model.decode(&tape, &enc, &prefix, [1, t + 1], &mut ctx).value();
+            total += next_token_log_probs(&logits)[0][tokens[t]];
+        }
+        total
+    }
+
+    #[test]
+    fn beam_of_width_one_is_greedy() {
+        for seed in 0..5 {
+            let model = tiny(seed);
+            let source = vec![4, 5, 6, 5, EOS];
+            let greedy_out = greedy(&model, std::slice::from_ref(&source), 6).remove(0);
+            let beam = beam_search(&model, &source, 1, 0.6, 6);
+            let beam_out: Vec<usize> = beam.tokens.iter().copied().take_while(|&t| t != EOS).collect();
+            assert_eq!(beam_out, greedy_out, "seed {seed}");
+        }
+    }
+
+    /// Every sequence the search could produce: tokens from 2 (`<eos>`) up, ending at `<eos>` or
+    /// at the length limit.
+    fn all_sequences(vocab: usize, max_len: usize) -> Vec<Vec<usize>> {
+        let mut done = Vec::new();
+        let mut open = vec![Vec::new()];
+        while let Some(prefix) = open.pop() {
+            for token in EOS..vocab {
+                let mut seq = prefix.clone();
+                seq.push(token);
+                if token == EOS || seq.len() == max_len { done.push(seq) } else { open.push(seq) }
+            }
+        }
+        done
+    }
+
+    #[test]
+    fn wide_beam_finds_the_brute_force_best() {
+        let (max_len, alpha) = (4, 0.6);
+        for seed in 0..3 {
+            let model = tiny(seed);
+            let source = vec![6, 4, EOS];
+            let best = all_sequences(7, max_len)
+                .into_iter()
+                .map(|tokens| {
+                    let log_prob = log_prob(&model, &source, &tokens);
+                    Hypothesis { tokens, log_prob }.score(alpha)
+                })
+                .fold(f64::NEG_INFINITY, f64::max);
+            // Wider than the number of prefixes, so nothing is ever pruned.
+            let found = beam_search(&model, &source, 1000, alpha, max_len);
+            assert!(
+                (found.score(alpha) - best).abs() < 1e-12,
+                "seed {seed}: beam {} vs brute force {best}",
+                found.score(alpha)
+            );
+        }
+    }
+
+    #[test]
+    fn greedy_stops_at_the_length_limit() {
+        let model = tiny(1);
+        let out = greedy(&model, &[vec![4, EOS], vec![5, 6, 4, EOS]], 3);
+        assert!(out.iter().all(|o| o.len() <= 3));
+    }
+}

@@ -121,3 +121,26 @@ fn missing_derivative_panics() {
     assert!(msg.starts_with("backward: round (node %1, "), "{msg}");
     assert!(msg.ends_with("has no derivative with respect to its input 0, which requires a gradient; detach() that input if no gradient should flow through it"), "{msg}");
 }
+
+/// A rule that returns a gradient of the wrong shape is stopped at once, naming the op.
+#[test]
+fn wrong_gradient_shape_panics() {
+    struct Sloppy;
+    impl autograd::Op<f64> for Sloppy {
+        fn name(&self) -> &'static str {
+            "sloppy"
+        }
+        // Forgets to sum the broadcast gradient back to the input's shape.
+        fn vjp<M: autograd::Math<f64>>(&self, v: autograd::Vjp<'_, M>) -> autograd::InputGrads<M> {
+            vec![Some(v.grad.clone())]
+        }
+    }
+    let msg = message(|| {
+        let tape = Tape::new();
+        let b = tape.var(Tensor::<f64>::zeros([5]));
+        let y: Var<'_, f64> = b.apply(Sloppy, &[b], Tensor::zeros([4, 5]));
+        drop(y.sum_all().backward());
+    });
+    assert!(msg.starts_with("backward: sloppy (node %1, "), "{msg}");
+    assert!(msg.contains("returned a gradient of shape [4, 5] for its input 0, which has shape [5]"), "{msg}");
+}

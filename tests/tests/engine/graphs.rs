@@ -8,7 +8,7 @@ use autograd::{CrossEntropyOptions, Tape, Tensor, Var};
 fn stable(dump: String) -> String {
     dump.lines()
         .map(|line| match line.rsplit_once("  ") {
-            Some((head, loc)) if loc.starts_with("src/") => {
+            Some((head, loc)) if loc.starts_with("autograd/src/") => {
                 let file = loc.rsplit_once(':').map_or(loc, |(f, _)| f);
                 format!("{head}  {file}:N")
             }
