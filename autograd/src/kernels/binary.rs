@@ -1,6 +1,6 @@
 //! Elementwise binary maps under NumPy broadcasting.
 
-use super::{for_each_row, map, zip_map};
+use super::{filled, for_each_row, map, write_slice, zip_map};
 use crate::{Element, Shape, Tensor};
 use smallvec::SmallVec;
 
@@ -28,55 +28,61 @@ pub(crate) fn broadcast_zip<T: Element>(
         return Tensor::from_vec(map(b.data(), move |y| f(x, y)), out_shape);
     }
     let plan = Plan::new(&out_shape, a.shape(), b.shape());
-    let mut out = vec![T::ZERO; out_shape.numel()];
     let inner = plan.dims[plan.dims.len() - 1];
     let (sa, sb) = (plan.a[plan.dims.len() - 1], plan.b[plan.dims.len() - 1]);
     let (ad, bd) = (a.data(), b.data());
-    for_each_row(&mut out, inner, |row, out| {
-        let (oa, ob) = plan.row_offsets(row);
-        match (sa, sb) {
-            (1, 1) => {
-                for ((o, &x), &y) in out.iter_mut().zip(&ad[oa..oa + inner]).zip(&bd[ob..ob + inner]) {
-                    *o = f(x, y);
+    let fill = |out: &mut [std::mem::MaybeUninit<T>]| {
+        for_each_row(out, inner, |row, out| {
+            let (oa, ob) = plan.row_offsets(row);
+            match (sa, sb) {
+                (1, 1) => {
+                    for ((o, &x), &y) in out.iter_mut().zip(&ad[oa..oa + inner]).zip(&bd[ob..ob + inner]) {
+                        o.write(f(x, y));
+                    }
+                }
+                (1, 0) => {
+                    let y = bd[ob];
+                    for (o, &x) in out.iter_mut().zip(&ad[oa..oa + inner]) {
+                        o.write(f(x, y));
+                    }
+                }
+                (0, 1) => {
+                    let x = ad[oa];
+                    for (o, &y) in out.iter_mut().zip(&bd[ob..ob + inner]) {
+                        o.write(f(x, y));
+                    }
+                }
+                _ => {
+                    for (i, o) in out.iter_mut().enumerate() {
+                        o.write(f(ad[oa + i * sa], bd[ob + i * sb]));
+                    }
                 }
             }
-            (1, 0) => {
-                let y = bd[ob];
-                for (o, &x) in out.iter_mut().zip(&ad[oa..oa + inner]) {
-                    *o = f(x, y);
-                }
-            }
-            (0, 1) => {
-                let x = ad[oa];
-                for (o, &y) in out.iter_mut().zip(&bd[ob..ob + inner]) {
-                    *o = f(x, y);
-                }
-            }
-            _ => {
-                for (i, o) in out.iter_mut().enumerate() {
-                    *o = f(ad[oa + i * sa], bd[ob + i * sb]);
-                }
-            }
-        }
-    });
+        })
+    };
+    // SAFETY: the rows tile the output and every element of every row is written.
+    let out = unsafe { filled(out_shape.numel(), fill) };
     Tensor::from_vec(out, out_shape)
 }
 
 /// `x` repeated along its size-1 and missing leading dimensions up to `shape` (already checked).
 pub(crate) fn expand<T: Element>(x: &Tensor<T>, shape: &Shape) -> Tensor<T> {
     let plan = Plan::new(shape, x.shape(), shape);
-    let mut out = vec![T::ZERO; shape.numel()];
     let inner = plan.dims[plan.dims.len() - 1];
     let step = plan.a[plan.dims.len() - 1];
     let data = x.data();
-    for_each_row(&mut out, inner, |row, out| {
-        let (o, _) = plan.row_offsets(row);
-        if step == 1 {
-            out.copy_from_slice(&data[o..o + inner]);
-        } else {
-            out.fill(data[o]);
-        }
-    });
+    let fill = |out: &mut [std::mem::MaybeUninit<T>]| {
+        for_each_row(out, inner, |row, out| {
+            let (o, _) = plan.row_offsets(row);
+            if step == 1 {
+                write_slice(out, &data[o..o + inner]);
+            } else {
+                out.fill(std::mem::MaybeUninit::new(data[o]));
+            }
+        })
+    };
+    // SAFETY: the rows tile the output and every row is written whole.
+    let out = unsafe { filled(shape.numel(), fill) };
     Tensor::from_vec(out, shape.clone())
 }
 

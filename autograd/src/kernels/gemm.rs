@@ -7,6 +7,7 @@
 
 use crate::Element;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// A row-major matrix operand, possibly read transposed.
 #[derive(Clone, Copy)]
@@ -32,13 +33,13 @@ impl<T> Operand<'_, T> {
 }
 
 /// Below this many multiply-adds a product runs on one thread.
-const PARALLEL_FLOPS: usize = 1 << 18;
-/// Output rows per task when one product is split: a multiple of every kernel's row tile.
-const ROW_BLOCK: usize = 64;
+const PARALLEL_FLOPS: usize = 1 << 21;
+/// Blocks of rows of a split product are a multiple of this: every kernel's row tile divides it.
+const ROW_TILE: usize = 16;
 
-/// `out = op(a) · op(b)` for one product; `out` is overwritten (its old contents are ignored,
-/// NaNs included).
-pub(crate) fn gemm<T: Element>(a: Operand<'_, T>, b: Operand<'_, T>, out: &mut [T], split: bool) {
+/// `out = op(a) · op(b)` for one product; every element of `out` is written (its old contents
+/// are never read, NaNs included).
+pub(crate) fn gemm<T: Element>(a: Operand<'_, T>, b: Operand<'_, T>, out: &mut [MaybeUninit<T>], split: bool) {
     let (m, k) = a.logical();
     let (k2, n) = b.logical();
     debug_assert_eq!(k, k2);
@@ -47,12 +48,12 @@ pub(crate) fn gemm<T: Element>(a: Operand<'_, T>, b: Operand<'_, T>, out: &mut [
         return;
     }
     if k == 0 {
-        out.fill(T::ZERO);
+        out.fill(MaybeUninit::new(T::ZERO));
         return;
     }
     let (rsa, csa) = a.strides();
     let (rsb, csb) = b.strides();
-    let run = |row0: usize, block: &mut [T]| {
+    let run = |row0: usize, block: &mut [MaybeUninit<T>]| {
         let rows = block.len() / n;
         // SAFETY: `a` holds m×k elements at strides (rsa, csa); rows row0..row0+rows are in
         // bounds. `b` holds k×n at (rsb, csb). `block` is rows×n, row-major, and is a distinct
@@ -71,25 +72,35 @@ pub(crate) fn gemm<T: Element>(a: Operand<'_, T>, b: Operand<'_, T>, out: &mut [
                 rsb,
                 csb,
                 T::ZERO,
-                block.as_mut_ptr(),
+                block.as_mut_ptr().cast::<T>(),
                 n as isize,
                 1,
             )
         }
     };
-    if split && m > ROW_BLOCK && m * n * k >= PARALLEL_FLOPS && rayon::current_num_threads() > 1 {
-        out.par_chunks_mut(ROW_BLOCK * n).enumerate().for_each(|(i, block)| run(i * ROW_BLOCK, block));
+    let threads = rayon::current_num_threads();
+    if split && m > ROW_TILE && m * n * k >= PARALLEL_FLOPS && threads > 1 {
+        // One block of rows per thread, so B is packed once per thread. Each output element
+        // is computed the same way whichever block it falls in, so the result does not depend
+        // on the thread count.
+        let rows = m.div_ceil(threads).next_multiple_of(ROW_TILE);
+        out.par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| run(i * rows, block));
     } else {
         run(0, out);
     }
 }
 
 /// A batch of products `out[i] = op(a[ai]) · op(b[bi])` for `(ai, bi)` in `pairs`, each matrix
-/// `a_len`/`b_len` elements long in its buffer.
-pub(crate) fn gemm_batched<T: Element>(a: Operand<'_, T>, b: Operand<'_, T>, pairs: &[(usize, usize)], out: &mut [T]) {
+/// `a_len`/`b_len` elements long in its buffer. Every element of `out` is written.
+pub(crate) fn gemm_batched<T: Element>(
+    a: Operand<'_, T>,
+    b: Operand<'_, T>,
+    pairs: &[(usize, usize)],
+    out: &mut [MaybeUninit<T>],
+) {
     let (a_len, b_len) = (a.rows * a.cols, b.rows * b.cols);
     let out_len = if pairs.is_empty() { 0 } else { out.len() / pairs.len() };
-    let one = |(&(ai, bi), o): (&(usize, usize), &mut [T])| {
+    let one = |(&(ai, bi), o): (&(usize, usize), &mut [MaybeUninit<T>])| {
         let a = Operand { data: &a.data[ai * a_len..(ai + 1) * a_len], ..a };
         let b = Operand { data: &b.data[bi * b_len..(bi + 1) * b_len], ..b };
         gemm(a, b, o, false);
@@ -124,16 +135,18 @@ mod tests {
 
     #[test]
     fn output_prefilled_with_nan_is_overwritten() {
-        for (m, k, n) in [(0, 3, 2), (1, 1, 1), (3, 0, 4), (7, 13, 5), (67, 31, 129), (130, 257, 3)] {
+        for (m, k, n) in [(0, 3, 2), (1, 1, 1), (3, 0, 4), (7, 13, 5), (16, 9, 31), (67, 31, 129), (130, 257, 3)] {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
                 let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 13) as f32 - 6.0).collect();
                 let (ar, ac) = if ta { (k, m) } else { (m, k) };
                 let (br, bc) = if tb { (n, k) } else { (k, n) };
-                let mut out = vec![f32::NAN; m * n];
+                let mut out = vec![MaybeUninit::new(f32::NAN); m * n];
                 let lhs = Operand { data: &a, rows: ar, cols: ac, transposed: ta };
                 let rhs = Operand { data: &b, rows: br, cols: bc, transposed: tb };
                 gemm(lhs, rhs, &mut out, true);
+                // SAFETY: initialized with NaN above, overwritten by gemm.
+                let out: Vec<f32> = out.into_iter().map(|v| unsafe { v.assume_init() }).collect();
                 let want = naive(&a, &b, m, k, n, ta, tb);
                 // Small integers: every partial sum is exact in f32.
                 let bad = out.iter().zip(&want).position(|(&x, &y)| x as f64 != y);
@@ -149,9 +162,12 @@ mod tests {
         let b: Vec<f32> = (0..k * n).map(|i| ((i * 104729) % 1000) as f32 / 991.0 - 0.5).collect();
         let lhs = Operand { data: &a, rows: m, cols: k, transposed: false };
         let rhs = Operand { data: &b, rows: k, cols: n, transposed: false };
-        let (mut whole, mut split) = (vec![0.0; m * n], vec![0.0; m * n]);
+        let (mut whole, mut split) = (vec![MaybeUninit::new(0.0f32); m * n], vec![MaybeUninit::new(0.0f32); m * n]);
         gemm(lhs, rhs, &mut whole, false);
         rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(|| gemm(lhs, rhs, &mut split, true));
-        assert!(whole.iter().zip(&split).all(|(x, y)| x.to_bits() == y.to_bits()));
+        // SAFETY: both were initialized above.
+        assert!(
+            whole.iter().zip(&split).all(|(x, y)| unsafe { x.assume_init().to_bits() == y.assume_init().to_bits() })
+        );
     }
 }

@@ -9,6 +9,7 @@ pub(crate) mod reduce;
 
 use crate::Element;
 use rayon::prelude::*;
+use std::mem::{ManuallyDrop, MaybeUninit};
 
 /// Elements per parallel task. Fixed, so chunk boundaries never depend on the thread count.
 pub(crate) const CHUNK: usize = 1 << 13;
@@ -36,7 +37,7 @@ pub(crate) fn zip_map<T: Element>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync
 }
 
 /// Runs `f(row_index, row)` for each `row_len`-long row of `out`, in parallel when `out` is large.
-pub(crate) fn for_each_row<T: Element>(out: &mut [T], row_len: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+pub(crate) fn for_each_row<E: Send>(out: &mut [E], row_len: usize, f: impl Fn(usize, &mut [E]) + Sync + Send) {
     if row_len == 0 {
         return;
     }
@@ -45,5 +46,29 @@ pub(crate) fn for_each_row<T: Element>(out: &mut [T], row_len: usize, f: impl Fn
     } else {
         let min_rows = (CHUNK / row_len).max(1);
         out.par_chunks_mut(row_len).with_min_len(min_rows).enumerate().for_each(|(i, r)| f(i, r));
+    }
+}
+
+/// A vector of `n` elements that `fill` writes, without zeroing the memory first (for outputs
+/// a kernel overwrites anyway, such as a GEMM's).
+///
+/// # Safety
+/// `fill` must write every one of the `n` elements.
+pub(crate) unsafe fn filled<T: Element>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
+    let mut v: Vec<MaybeUninit<T>> = Vec::with_capacity(n);
+    // SAFETY: `MaybeUninit` elements need no initialization.
+    unsafe { v.set_len(n) };
+    fill(&mut v);
+    let mut v = ManuallyDrop::new(v);
+    // SAFETY: the caller promised every element was written, so the buffer is a valid `[T]` of
+    // the same length, capacity and allocation (`MaybeUninit<T>` has `T`'s layout).
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<T>(), v.len(), v.capacity()) }
+}
+
+/// Copies `src` into the uninitialized `dst` of the same length.
+#[inline]
+pub(crate) fn write_slice<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        d.write(s);
     }
 }

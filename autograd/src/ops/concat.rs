@@ -1,7 +1,7 @@
 //! concat (join along an axis) and split (cut along an axis, composed of narrows).
 
 use super::{resolve_axis, split_at_axis};
-use crate::kernels::for_each_row;
+use crate::kernels::{filled, for_each_row, write_slice};
 use crate::{Element, InputGrads, Math, Op, Tensor, Var, Vjp};
 
 struct Concat {
@@ -60,15 +60,18 @@ impl<T: Element> Tensor<T> {
         let total: usize = tensors.iter().map(|t| t.dims()[a]).sum();
         let out_shape = first.with_dim(a, total);
         let (_, _, inner) = split_at_axis(first, a);
-        let mut out = vec![T::ZERO; out_shape.numel()];
-        for_each_row(&mut out, total * inner, |o, row| {
-            let mut at = 0;
-            for t in tensors {
-                let block = t.dims()[a] * inner;
-                row[at..at + block].copy_from_slice(&t.data()[o * block..(o + 1) * block]);
-                at += block;
-            }
-        });
+        let fill = |out: &mut [std::mem::MaybeUninit<T>]| {
+            for_each_row(out, total * inner, |o, row| {
+                let mut at = 0;
+                for t in tensors {
+                    let block = t.dims()[a] * inner;
+                    write_slice(&mut row[at..at + block], &t.data()[o * block..(o + 1) * block]);
+                    at += block;
+                }
+            })
+        };
+        // SAFETY: the blocks of the inputs add up to each output row, and every one is written.
+        let out = unsafe { filled(out_shape.numel(), fill) };
         Tensor::from_vec(out, out_shape)
     }
 

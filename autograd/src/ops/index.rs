@@ -2,7 +2,7 @@
 //! other's adjoint; and embedding lookup, which is an index_select of rows.
 
 use super::{resolve_axis, split_at_axis};
-use crate::kernels::for_each_row;
+use crate::kernels::{filled, for_each_row, write_slice};
 use crate::{Element, InputGrads, Math, Op, Shape, Tensor, Var, Vjp};
 use std::sync::Arc;
 
@@ -73,14 +73,17 @@ impl<T: Element> Tensor<T> {
         let (_, n, inner) = split_at_axis(self.shape(), a);
         check_indices("index_select", self.shape(), axis, n, &indices);
         let out_shape = self.shape().with_dim(a, indices.len());
-        let mut out = vec![T::ZERO; out_shape.numel()];
         let data = self.data();
-        for_each_row(&mut out, indices.len() * inner, |o, row| {
-            for (j, &i) in indices.iter().enumerate() {
-                let from = (o * n + i) * inner;
-                row[j * inner..(j + 1) * inner].copy_from_slice(&data[from..from + inner]);
-            }
-        });
+        let fill = |out: &mut [std::mem::MaybeUninit<T>]| {
+            for_each_row(out, indices.len() * inner, |o, row| {
+                for (j, &i) in indices.iter().enumerate() {
+                    let from = (o * n + i) * inner;
+                    write_slice(&mut row[j * inner..(j + 1) * inner], &data[from..from + inner]);
+                }
+            })
+        };
+        // SAFETY: each row is `indices.len()` blocks of `inner`, and every block is written.
+        let out = unsafe { filled(out_shape.numel(), fill) };
         Tensor::from_vec(out, out_shape)
     }
 

@@ -129,20 +129,23 @@ impl<T: Element> Tensor<T> {
         let (batch, m, k, n) = plan(a, b, ta, tb);
         let mut dims = batch.dims().to_vec();
         dims.extend([m, n]);
-        let mut out = vec![T::ZERO; m * n * batch.numel()];
         let (ra, rb) = (a.rank(), b.rank());
-        if rb == 2 && ra > 2 && !ta {
-            // A batch against one matrix: stack the batch into rows and run a single GEMM.
-            let rows = batch.numel() * m;
-            let a_op = operand(self.data(), rows, k, false);
-            let b_op = operand(other.data(), b[0], b[1], tb);
-            gemm_batched(a_op, b_op, &[(0, 0)], &mut out);
-        } else {
-            let a_op = operand(self.data(), a[ra - 2], a[ra - 1], ta);
-            let b_op = operand(other.data(), b[rb - 2], b[rb - 1], tb);
-            let pairs = batch_pairs(&batch, &Shape::from(&a.dims()[..ra - 2]), &Shape::from(&b.dims()[..rb - 2]));
-            gemm_batched(a_op, b_op, &pairs, &mut out);
-        }
+        let fill = |out: &mut [std::mem::MaybeUninit<T>]| {
+            if rb == 2 && ra > 2 && !ta {
+                // A batch against one matrix: stack the batch into rows and run a single GEMM.
+                let rows = batch.numel() * m;
+                let a_op = operand(self.data(), rows, k, false);
+                let b_op = operand(other.data(), b[0], b[1], tb);
+                gemm_batched(a_op, b_op, &[(0, 0)], out);
+            } else {
+                let a_op = operand(self.data(), a[ra - 2], a[ra - 1], ta);
+                let b_op = operand(other.data(), b[rb - 2], b[rb - 1], tb);
+                let pairs = batch_pairs(&batch, &Shape::from(&a.dims()[..ra - 2]), &Shape::from(&b.dims()[..rb - 2]));
+                gemm_batched(a_op, b_op, &pairs, out);
+            }
+        };
+        // SAFETY: gemm_batched writes every element of its output.
+        let out = unsafe { crate::kernels::filled(m * n * batch.numel(), fill) };
         Tensor::from_vec(out, dims)
     }
 }

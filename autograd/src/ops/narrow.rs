@@ -1,7 +1,7 @@
 //! narrow (a slice along one axis) and pad (zeros around one axis): each the other's adjoint.
 
 use super::{resolve_axis, split_at_axis};
-use crate::kernels::for_each_row;
+use crate::kernels::{filled, for_each_row, write_slice};
 use crate::{Element, InputGrads, Math, Op, Tensor, Var, Vjp};
 use std::ops::Range;
 
@@ -45,26 +45,6 @@ impl<T: Element> Op<T> for Pad {
     }
 }
 
-/// Copies, for every outer index, a block of `len · inner` elements from `src` at `src_start`
-/// into `dst` at `dst_start`, where rows are `src_n` and `dst_n` entries long along the axis.
-#[allow(clippy::too_many_arguments)]
-fn copy_blocks<T: Element>(
-    src: &[T],
-    src_n: usize,
-    src_start: usize,
-    dst: &mut [T],
-    dst_n: usize,
-    dst_start: usize,
-    len: usize,
-    inner: usize,
-) {
-    let block = len * inner;
-    for_each_row(dst, dst_n * inner, |o, row| {
-        let from = (o * src_n + src_start) * inner;
-        row[dst_start * inner..dst_start * inner + block].copy_from_slice(&src[from..from + block]);
-    });
-}
-
 impl<T: Element> Tensor<T> {
     /// `len` entries of `axis` starting at `start`, like `x.narrow(axis, start, len)`.
     ///
@@ -91,8 +71,15 @@ impl<T: Element> Tensor<T> {
         }
         let (_, _, inner) = split_at_axis(self.shape(), a);
         let out_shape = self.shape().with_dim(a, len);
-        let mut out = vec![T::ZERO; out_shape.numel()];
-        copy_blocks(self.data(), n, start, &mut out, len, 0, len, inner);
+        let data = self.data();
+        let fill = |out: &mut [std::mem::MaybeUninit<T>]| {
+            for_each_row(out, len * inner, |o, row| {
+                let from = (o * n + start) * inner;
+                write_slice(row, &data[from..from + len * inner]);
+            })
+        };
+        // SAFETY: every output row is one contiguous block of the input, written whole.
+        let out = unsafe { filled(out_shape.numel(), fill) };
         Tensor::from_vec(out, out_shape)
     }
 
@@ -113,7 +100,10 @@ impl<T: Element> Tensor<T> {
         let (_, _, inner) = split_at_axis(self.shape(), a);
         let out_shape = self.shape().with_dim(a, before + n + after);
         let mut out = vec![T::ZERO; out_shape.numel()];
-        copy_blocks(self.data(), n, 0, &mut out, before + n + after, before, n, inner);
+        let block = n * inner;
+        for_each_row(&mut out, (before + n + after) * inner, |o, row| {
+            row[before * inner..before * inner + block].copy_from_slice(&self.data()[o * block..(o + 1) * block]);
+        });
         Tensor::from_vec(out, out_shape)
     }
 }

@@ -1,6 +1,6 @@
 //! permute and transpose: reorder dimensions (the data is copied into the new order).
 
-use crate::kernels::for_each_row;
+use crate::kernels::{filled, for_each_row, write_slice};
 use crate::{Element, InputGrads, Math, Op, Shape, Tensor, Var, Vjp};
 
 struct Permute(Vec<usize>);
@@ -54,25 +54,28 @@ impl<T: Element> Tensor<T> {
         let dims: Vec<usize> = perm.iter().map(|&p| self.dims()[p]).collect();
         let src: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
         let out_shape = Shape::from(dims.clone());
-        let mut out = vec![T::ZERO; out_shape.numel()];
         let rank = dims.len();
         let inner = dims[rank - 1];
         let step = src[rank - 1];
         let data = self.data();
-        for_each_row(&mut out, inner, |mut row, out| {
-            let mut offset = 0;
-            for d in (0..rank - 1).rev() {
-                offset += (row % dims[d]) * src[d];
-                row /= dims[d];
-            }
-            if step == 1 {
-                out.copy_from_slice(&data[offset..offset + inner]);
-            } else {
-                for (i, o) in out.iter_mut().enumerate() {
-                    *o = data[offset + i * step];
+        let fill = |out: &mut [std::mem::MaybeUninit<T>]| {
+            for_each_row(out, inner, |mut row, out| {
+                let mut offset = 0;
+                for d in (0..rank - 1).rev() {
+                    offset += (row % dims[d]) * src[d];
+                    row /= dims[d];
                 }
-            }
-        });
+                if step == 1 {
+                    write_slice(out, &data[offset..offset + inner]);
+                } else {
+                    for (i, o) in out.iter_mut().enumerate() {
+                        o.write(data[offset + i * step]);
+                    }
+                }
+            })
+        };
+        // SAFETY: the rows tile the output and every element of every row is written.
+        let out = unsafe { filled(out_shape.numel(), fill) };
         Tensor::from_vec(out, out_shape)
     }
 
