@@ -4,7 +4,7 @@
 //! `<eos>` ends there.
 
 use crate::data::{BOS, EOS, PAD};
-use crate::model::Seq2Seq;
+use crate::model::{Encoded, Seq2Seq};
 use crate::nn::Ctx;
 use autograd::{Element, Tape, Tensor};
 
@@ -24,6 +24,14 @@ fn next_token_log_probs<T: Element>(logits: &Tensor<T>) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// The encoder's output and source mask for `src` `(batch, s)`, as plain tensors.
+fn encode_once<T: Element>(model: &Seq2Seq<T>, src: &[usize], shape: [usize; 2]) -> (Tensor<T>, Tensor<T>) {
+    let tape = Tape::new();
+    let _no_grad = tape.no_grad();
+    let enc = model.encode(&tape, src, shape, &mut Ctx::eval());
+    (enc.memory.value(), enc.src_mask)
+}
+
 /// Index of the largest value, the first one on ties.
 fn argmax(row: &[f64]) -> usize {
     (0..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best })
@@ -35,19 +43,21 @@ pub fn greedy<T: Element>(model: &Seq2Seq<T>, sources: &[Vec<usize>], max_len: u
     if sources.is_empty() {
         return Vec::new();
     }
-    let tape = Tape::new();
-    let _no_grad = tape.no_grad();
     let mut ctx = Ctx::eval();
     let batch = sources.len();
     let s = sources.iter().map(Vec::len).max().unwrap_or(0).max(1);
     let src: Vec<usize> =
         sources.iter().flat_map(|x| x.iter().copied().chain(std::iter::repeat_n(PAD, s - x.len()))).collect();
-    let enc = model.encode(&tape, &src, [batch, s], &mut ctx);
+    let (memory, src_mask) = encode_once(model, &src, [batch, s]);
     let limit = max_len.min(model.cfg.max_len - 1);
     let mut outputs: Vec<Vec<usize>> = vec![vec![BOS]; batch];
     let mut done = vec![false; batch];
     for t in 1..=limit {
         let tgt: Vec<usize> = outputs.iter().flat_map(|o| o.iter().copied()).collect();
+        // A fresh tape per step: each step's intermediate values are freed before the next.
+        let tape = Tape::new();
+        let _no_grad = tape.no_grad();
+        let enc = Encoded { memory: tape.constant(memory.clone()), src_mask: src_mask.clone() };
         let logits = model.decode(&tape, &enc, &tgt, [batch, t], &mut ctx).value();
         for (i, row) in next_token_log_probs(&logits).iter().enumerate() {
             // Finished rows keep growing with padding so every row has length t.
@@ -97,21 +107,22 @@ pub fn beam_search<T: Element>(
     max_len: usize,
 ) -> Hypothesis {
     assert!(width > 0, "beam_search: width must be at least 1");
-    let tape = Tape::new();
-    let _no_grad = tape.no_grad();
     let mut ctx = Ctx::eval();
     let max_len = max_len.min(model.cfg.max_len - 1);
-    let enc1 = model.encode(&tape, source, [1, source.len()], &mut ctx);
+    let (memory, src_mask) = encode_once(model, source, [1, source.len()]);
     let mut beams = vec![Hypothesis { tokens: Vec::new(), log_prob: 0.0 }];
     while beams.iter().any(|h| !h.finished(max_len)) {
         let open: Vec<&Hypothesis> = beams.iter().filter(|h| !h.finished(max_len)).collect();
         let t = open[0].tokens.len() + 1;
         let tgt: Vec<usize> = open.iter().flat_map(|h| std::iter::once(BOS).chain(h.tokens.iter().copied())).collect();
-        // The one encoded source, repeated for each open hypothesis.
+        // The one encoded source, repeated for each open hypothesis, on a fresh tape per step.
         let n = open.len();
-        let memory = enc1.memory.broadcast_to([n, source.len(), model.cfg.d_model]);
-        let src_mask = enc1.src_mask.broadcast_to([n, 1, 1, source.len()]);
-        let enc = crate::model::Encoded { memory, src_mask };
+        let tape = Tape::new();
+        let _no_grad = tape.no_grad();
+        let enc = Encoded {
+            memory: tape.constant(memory.broadcast_to([n, source.len(), model.cfg.d_model])),
+            src_mask: src_mask.broadcast_to([n, 1, 1, source.len()]),
+        };
         let logits = model.decode(&tape, &enc, &tgt, [n, t], &mut ctx).value();
         let mut candidates: Vec<Hypothesis> = beams.iter().filter(|h| h.finished(max_len)).cloned().collect();
         for (h, row) in open.iter().zip(next_token_log_probs(&logits)) {

@@ -1,6 +1,11 @@
 //! The `transformer` command-line program: train, eval, translate and bench.
 
 use clap::{Parser, Subcommand};
+
+/// Training allocates and frees many large buffers each step; mimalloc keeps them for reuse
+/// instead of returning pages to the system and faulting them back in, zeroed, every step.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -113,20 +118,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn set_threads(threads: Option<usize>) -> Result<()> {
-    if let Some(n) = threads {
-        if n == 0 {
-            return Err(Error::flag("--threads", "must be at least 1, found 0"));
-        }
-        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| Error::flag("--threads", e))?;
+/// Runs `f` inside a rayon pool of `threads` workers (all cores by default). Running the work on
+/// a pool thread, rather than handing each parallel kernel over from the main thread, keeps
+/// small kernels from paying a thread wake-up each.
+fn in_pool<R: Send>(threads: Option<usize>, f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
+    if threads == Some(0) {
+        return Err(Error::flag("--threads", "must be at least 1, found 0"));
     }
-    Ok(())
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        builder = builder.num_threads(n);
+    }
+    builder.build().map_err(|e| Error::flag("--threads", e))?.install(f)
 }
 
 fn run(command: Command) -> Result<()> {
     match command {
-        Command::Train { task, data, config, steps, batch_size, seed, threads, out } => {
-            set_threads(threads)?;
+        Command::Train { task, data, config, steps, batch_size, seed, threads, out } => in_pool(threads, || {
             if batch_size == 0 {
                 return Err(Error::flag("--batch-size", "must be at least 1, found 0"));
             }
@@ -169,7 +177,7 @@ fn run(command: Command) -> Result<()> {
             }
             println!("model saved to {}", out.join("model").display());
             Ok(())
-        }
+        }),
         Command::Eval { model, data } => {
             let ckpt = Checkpoint::load(&model)?;
             let examples = read_tsv(&data)?;
@@ -195,8 +203,7 @@ fn run(command: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Bench { config, batch_size, src_len, tgt_len, steps, threads } => {
-            set_threads(threads)?;
+        Command::Bench { config, batch_size, src_len, tgt_len, steps, threads } => in_pool(threads, || {
             let cfg = ModelConfig::load(&config)?;
             for (flag, v) in
                 [("--batch-size", batch_size), ("--src-len", src_len), ("--tgt-len", tgt_len), ("--steps", steps)]
@@ -219,7 +226,7 @@ fn run(command: Command) -> Result<()> {
                 serde_json::json!({ "ms_per_step": r.ms_per_step, "tokens_per_s": r.tokens_per_s, "params": r.params })
             );
             Ok(())
-        }
+        }),
     }
 }
 

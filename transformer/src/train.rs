@@ -144,7 +144,9 @@ pub fn train(opts: &TrainOptions, train: &[Example], held_out: &[Example]) -> Re
     let model = Seq2Seq::new(&cfg, &mut params, &mut rng);
     let mut batches = Batcher::new(train, &vocab, opts.batch_size, opts.seed)?;
     let mut optimizer = Adam::paper(opts.lr);
-    let schedule = WarmupLinear::new(opts.lr, opts.warmup, opts.steps);
+    // A run shorter than the warm-up warms up over its first tenth instead.
+    let warmup = if opts.warmup < opts.steps { opts.warmup } else { opts.steps / 10 };
+    let schedule = WarmupLinear::new(opts.lr, warmup, opts.steps);
     let mut ctx = Ctx::train(opts.seed ^ 0x5eed);
     let metrics_path = opts.out.join("metrics.jsonl");
     let mut metrics = std::fs::File::create(&metrics_path).map_err(|e| Error::file(&metrics_path, e))?;
