@@ -58,6 +58,15 @@ pub trait Op<T: Element>: 'static {
     ///
     /// Gradients must have the input's shape (reduce broadcasting with [`Math::sum_to`]).
     fn vjp<M: Math<T>>(&self, v: Vjp<'_, M>) -> InputGrads<M>;
+
+    /// A fused kernel for the same product on plain tensors, used by `backward()` when it
+    /// returns `Some`; `backward_with_graph()` always uses [`Op::vjp`]. A fused kernel must
+    /// compute what `vjp` computes (the engine's tests check each one against it). None by
+    /// default.
+    fn fused_vjp(&self, v: &Vjp<'_, Tensor<T>>) -> Option<InputGrads<Tensor<T>>> {
+        let _ = v;
+        None
+    }
 }
 
 /// The object-safe face of [`Op`] the tape stores: the generic rule instantiated twice.
@@ -76,7 +85,7 @@ impl<T: Element, O: Op<T>> DynOp<T> for O {
         Op::attributes(self)
     }
     fn vjp_tensor(&self, v: Vjp<'_, Tensor<T>>) -> InputGrads<Tensor<T>> {
-        self.vjp(v)
+        self.fused_vjp(&v).unwrap_or_else(|| self.vjp(v))
     }
     fn vjp_var<'t>(&self, v: Vjp<'_, Var<'t, T>>) -> InputGrads<Var<'t, T>> {
         self.vjp(v)

@@ -23,6 +23,22 @@ impl<T: Element> Op<T> for Select<T> {
     }
 }
 
+/// x with `value` where the constant `mask` is nonzero; `mask` broadcasts to x's shape.
+struct MaskedFill<T: Element> {
+    mask: Tensor<T>,
+}
+
+impl<T: Element> Op<T> for MaskedFill<T> {
+    fn name(&self) -> &'static str {
+        "masked_fill"
+    }
+    // Filled places are constants: the gradient flows only where the mask is zero.
+    fn vjp<M: Math<T>>(&self, v: Vjp<'_, M>) -> InputGrads<M> {
+        let keep = self.mask.map(|m| if m != T::ZERO { T::ZERO } else { T::ONE });
+        vec![Some(v.grad.mul_const(keep))]
+    }
+}
+
 impl<T: Element> Tensor<T> {
     /// Elementwise `cond ? if_true : if_false` with all three broadcast together, like
     /// `torch.where(cond, if_true, if_false)`; a nonzero `cond` element means true.
@@ -48,16 +64,24 @@ impl<T: Element> Tensor<T> {
     /// Like `x.masked_fill(mask, value)`.
     #[track_caller]
     pub fn masked_fill(&self, mask: &Tensor<T>, value: T) -> Tensor<T> {
-        let fill = Tensor::scalar(value);
-        let out = Tensor::select(mask, &fill, self);
-        check_fill_shape(self, &out);
-        out
+        check_fill_shape(self, mask);
+        crate::kernels::binary::broadcast_zip(
+            "masked_fill",
+            self,
+            mask,
+            move |x, m| if m != T::ZERO { value } else { x },
+        )
     }
 }
 
 #[track_caller]
-fn check_fill_shape<T: Element>(x: &Tensor<T>, out: &Tensor<T>) {
-    assert!(out.shape() == x.shape(), "masked_fill: the mask would broadcast {} to {}", x.shape(), out.shape());
+fn check_fill_shape<T: Element>(x: &Tensor<T>, mask: &Tensor<T>) {
+    assert!(
+        mask.shape().broadcasts_to(x.shape()),
+        "masked_fill: mask {} does not broadcast to the input's shape {}",
+        mask.shape(),
+        x.shape()
+    );
 }
 
 impl<'t, T: Element> Var<'t, T> {
@@ -80,9 +104,6 @@ impl<'t, T: Element> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn masked_fill(self, mask: &Tensor<T>, value: T) -> Self {
-        let fill = self.tape.constant(Tensor::scalar(value));
-        let out = Var::select(mask, fill, self);
-        check_fill_shape(&self.value(), &out.value());
-        out
+        self.unary(MaskedFill { mask: mask.clone() }, |x| x.masked_fill(mask, value))
     }
 }

@@ -57,3 +57,25 @@ fn forward_and_backward_match_pytorch() {
     }
     assert!(failures.is_empty(), "{} cases differ from PyTorch:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// `backward()` (fused kernels where an op has one) and `backward_with_graph()` (every rule
+/// recorded from its `Math` form) give the same gradients.
+#[test]
+fn fused_and_recorded_backward_agree() {
+    let mut failures = Vec::new();
+    for (name, f) in cases() {
+        let fx = fixture(name);
+        let tape = Tape::new();
+        let xs: Vec<_> = fx.inputs.iter().map(|x| tape.var(x.clone())).collect();
+        let loss = (f(&xs, &fx.aux) * tape.constant(fx.up.clone())).sum_all();
+        let recorded = loss.backward_with_graph();
+        let recorded: Vec<Tensor<f64>> = xs.iter().map(|&x| recorded[x].value()).collect();
+        let fast = loss.backward();
+        for (i, (x, want)) in xs.iter().zip(&recorded).enumerate() {
+            if !allclose(&fast[*x], want, 1e-12, 1e-14) {
+                failures.push(format!("{name}: gradient of input {i}: {}", describe(&fast[*x], want)));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
