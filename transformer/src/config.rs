@@ -134,9 +134,17 @@ impl ModelConfig {
         Self::from_json(&text).map_err(|e| Error::file(path, e))
     }
 
-    /// Parses and validates JSON text.
+    /// Parses and validates JSON text; an error names the field it is about.
     pub fn from_json(text: &str) -> std::result::Result<Self, String> {
-        let cfg: ModelConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let cfg: ModelConfig = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(text))
+            .map_err(|e| describe_json_error(&e))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parses and validates a JSON value (already read from a file).
+    pub fn from_value(value: serde_json::Value) -> std::result::Result<Self, String> {
+        let cfg: ModelConfig = serde_path_to_error::deserialize(value).map_err(|e| describe_json_error(&e))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -146,6 +154,13 @@ impl ModelConfig {
         let text = serde_json::to_string_pretty(self).expect("a config always serializes");
         std::fs::write(path, text + "\n").map_err(|e| Error::file(path, e))
     }
+}
+
+/// `field "d_model": invalid type: ...` when the error is inside a field, the plain message
+/// (missing or unknown field, bad syntax) otherwise.
+fn describe_json_error<E: std::fmt::Display>(e: &serde_path_to_error::Error<E>) -> String {
+    let path = e.path().to_string();
+    if path.is_empty() || path == "." { e.inner().to_string() } else { format!("field \"{path}\": {}", e.inner()) }
 }
 
 #[cfg(test)]

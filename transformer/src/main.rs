@@ -103,9 +103,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-            eprintln!("error: {first} (see --help)");
+            eprintln!("error: {} (see --help)", one_line(&e));
             return ExitCode::from(2);
         }
     };
@@ -116,6 +114,22 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A command-line parsing error in one line: clap's message with the lines that name the
+/// arguments folded in, without the usage block.
+fn one_line(e: &clap::Error) -> String {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+        return "a subcommand is required: train, eval, translate or bench".into();
+    }
+    let text = e.to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .collect();
+    lines.join(" ").trim_start_matches("error: ").to_string()
 }
 
 /// Runs `f` inside a rayon pool of `threads` workers (all cores by default). Running the work on
@@ -158,6 +172,24 @@ fn run(command: Command) -> Result<()> {
                 }
             };
             let out = out.unwrap_or_else(|| PathBuf::from("runs").join(&name));
+            let longest = train_set
+                .iter()
+                .chain(&held_out)
+                .map(|e| e.source.chars().count().max(e.target.chars().count()) + 1)
+                .max()
+                .unwrap_or(0);
+            if longest > model.max_len {
+                let what = format!(
+                    "max_len is {} but the data holds a sequence of {longest} tokens (characters + <eos>)",
+                    model.max_len
+                );
+                return Err(match &config {
+                    Some(path) => Error::file(path, what),
+                    None => Error::flag("--data", what),
+                });
+            }
+            std::fs::create_dir_all(&out)
+                .map_err(|e| Error::file(&out, format!("cannot create the output directory: {e}")))?;
             let opts = TrainOptions { model, steps, batch_size, seed, out: out.clone(), ..TrainOptions::default() };
             eprintln!(
                 "training on {} ({} examples, {} held out) for {steps} steps of {batch_size}",
@@ -181,6 +213,17 @@ fn run(command: Command) -> Result<()> {
         Command::Eval { model, data } => {
             let ckpt = Checkpoint::load(&model)?;
             let examples = read_tsv(&data)?;
+            let max_len = ckpt.model.cfg.max_len;
+            for (i, e) in examples.iter().enumerate() {
+                let len = e.source.chars().count().max(e.target.chars().count()) + 1;
+                if len > max_len {
+                    return Err(Error::line(
+                        &data,
+                        i + 1,
+                        format!("a sequence of {len} tokens is longer than the model's max_len of {max_len}"),
+                    ));
+                }
+            }
             println!("{}", evaluate(&ckpt, &examples));
             Ok(())
         }
@@ -238,9 +281,7 @@ fn load_train_config(path: &std::path::Path) -> Result<ModelConfig> {
         // The vocabulary comes from the data; any placeholder will do while parsing.
         obj.entry("vocab_size").or_insert(serde_json::json!(1000));
     }
-    let cfg: ModelConfig = serde_json::from_value(value).map_err(|e| Error::file(path, e))?;
-    ModelConfig { vocab_size: cfg.vocab_size.max(5), ..cfg }.validate().map_err(|e| Error::file(path, e))?;
-    Ok(cfg)
+    ModelConfig::from_value(value).map_err(|e| Error::file(path, e))
 }
 
 /// Holds out every 20th example (at most 1000) of a data file for the final evaluation.
