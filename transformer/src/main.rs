@@ -6,6 +6,16 @@ use clap::{Parser, Subcommand};
 /// instead of returning pages to the system and faulting them back in, zeroed, every step.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay` in mimalloc v2's `mimalloc.h` (the version libmimalloc-sys builds).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Keeps freed memory mapped: a training step frees and reallocates the same large buffers,
+/// and returning them to the system makes every step fault them back in as fresh zeroed pages.
+fn keep_freed_memory() {
+    // SAFETY: setting an option is allowed at any time; -1 means "never purge".
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,6 +105,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
