@@ -107,3 +107,35 @@ impl<T: Element> MultiHeadAttention<T> {
 pub fn causal_mask<T: Element>(t: usize) -> Tensor<T> {
     Tensor::from_fn([1, 1, t, t], |i| if i % t > i / t { T::ONE } else { T::ZERO })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autograd::ParamStore;
+    use rand::SeedableRng;
+
+    #[test]
+    fn weights_are_readable_respect_masks_and_never_nan() {
+        let mut store = ParamStore::<f64>::new();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let attn = MultiHeadAttention::new(8, 2, 0.0, store.prefix("attn"), &mut rng);
+        let tape = Tape::new();
+        let x = tape.constant(Tensor::randn([2, 3, 8], 0.0, 1.0, &mut rng));
+        // Batch 0 hides key 2; batch 1 hides every key, so its rows are fully masked.
+        let mask = Tensor::from_vec(vec![0.0, 0.0, 1.0, 1.0, 1.0, 1.0], [2, 1, 1, 3]);
+        let out = attn.forward(&tape, x, x, Some(&mask), &mut crate::nn::Ctx::eval());
+        assert!(out.value().data().iter().all(|v| v.is_finite()));
+        let w = attn.last_weights().expect("weights are kept");
+        assert_eq!(w.dims(), &[2, 2, 3, 3]); // (batch, heads, t_q, t_k)
+        for row in w.data().chunks(3) {
+            assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        }
+        for (i, row) in w.data().chunks(3).enumerate() {
+            if i < 6 {
+                assert_eq!(row[2], 0.0, "a masked key gets no weight");
+            } else {
+                assert!(row.iter().all(|&p| (p - 1.0 / 3.0).abs() < 1e-12), "a fully masked row is uniform");
+            }
+        }
+    }
+}
