@@ -36,6 +36,16 @@ pub(crate) fn zip_map<T: Element>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync
     }
 }
 
+/// `f` applied to triples of elements of three slices of one length, in parallel for large inputs.
+pub(crate) fn zip3_map<T: Element>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> T + Sync + Send) -> Vec<T> {
+    debug_assert!(a.len() == b.len() && b.len() == c.len());
+    if a.len() < PARALLEL_THRESHOLD {
+        a.iter().zip(b).zip(c).map(|((&x, &y), &z)| f(x, y, z)).collect()
+    } else {
+        a.par_iter().zip(b.par_iter()).zip(c.par_iter()).with_min_len(CHUNK).map(|((&x, &y), &z)| f(x, y, z)).collect()
+    }
+}
+
 /// Runs `f(row_index, row)` for each `row_len`-long row of `out`, in parallel when `out` is large.
 pub(crate) fn for_each_row<E: Send>(out: &mut [E], row_len: usize, f: impl Fn(usize, &mut [E]) + Sync + Send) {
     if row_len == 0 {

@@ -11,7 +11,8 @@ macro_rules! pointwise {
         $(#[$doc:meta])*
         $Op:ident, $method:ident,
         forward: |$x:ident| $forward:expr,
-        vjp: |$v:ident| $vjp:expr $(,)?
+        vjp: |$v:ident| $vjp:expr,
+        $(fused: |$fx:ident, $fy:ident, $fg:ident| $fused:expr,)?
     ) => {
         struct $Op;
         impl<T: Element> Op<T> for $Op {
@@ -21,6 +22,14 @@ macro_rules! pointwise {
             fn vjp<M: Math<T>>(&self, $v: Vjp<'_, M>) -> InputGrads<M> {
                 vec![Some($vjp)]
             }
+            $(
+                // The same rule in one elementwise pass over (x, y, g).
+                fn fused_vjp(&self, v: &Vjp<'_, Tensor<T>>) -> Option<InputGrads<Tensor<T>>> {
+                    let (x, y, g) = (&v.inputs[0], v.output, v.grad);
+                    let data = crate::kernels::zip3_map(x.data(), y.data(), g.data(), |$fx: T, $fy: T, $fg: T| $fused);
+                    Some(vec![Some(Tensor::from_vec(data, x.shape().clone()))])
+                }
+            )?
         }
         impl<T: Element> Tensor<T> {
             $(#[$doc])*
@@ -79,6 +88,7 @@ pointwise! {
     forward: |x| x.tanh(),
     // d/dx tanh x = 1 − tanh² x
     vjp: |v| v.grad.mul(&v.output.mul(v.output).neg().add_scalar(T::ONE)),
+    fused: |_x, y, g| g * (T::ONE - y * y),
 }
 
 pointwise! {
@@ -92,6 +102,7 @@ pointwise! {
     },
     // d/dx σ(x) = σ(x)(1 − σ(x))
     vjp: |v| v.grad.mul(&v.output.mul(&v.output.neg().add_scalar(T::ONE))),
+    fused: |_x, y, g| g * (y * (T::ONE - y)),
 }
 
 pointwise! {
@@ -100,6 +111,7 @@ pointwise! {
     forward: |x| if x > T::ZERO { x } else { T::ZERO },
     // d/dx relu x = 1 where x > 0, else 0: a constant mask, so the second derivative is 0
     vjp: |v| v.grad.mul_const(v.inputs[0].value().map(|x| if x > T::ZERO { T::ONE } else { T::ZERO })),
+    fused: |x, _y, g| if x > T::ZERO { g } else { T::ZERO },
 }
 
 pointwise! {
@@ -124,6 +136,11 @@ pointwise! {
             .exp()
             .mul_scalar(T::from_f64(1.0 / (2.0 * std::f64::consts::PI).sqrt()));
         v.grad.mul(&cdf.add(&x.mul(&pdf)))
+    },
+    fused: |x, _y, g| {
+        let cdf = T::from_f64(0.5) * (T::ONE + (x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2)).erf());
+        let pdf = (x * x * T::from_f64(-0.5)).exp() * T::from_f64(1.0 / (2.0 * std::f64::consts::PI).sqrt());
+        g * (cdf + x * pdf)
     },
 }
 

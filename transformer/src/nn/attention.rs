@@ -71,17 +71,13 @@ impl<T: Element> MultiHeadAttention<T> {
             panic!("attention: queries must be (batch, t, d), got {}", x.shape())
         };
         let tk = memory.dims()[1];
-        let (q, k, v) = if x.id() == memory.id() {
-            // Self-attention: one product for Q, K and V together.
-            let qkv = x.matmul_t(w, false, true) + b; // (batch, t, 3d)
-            let parts = qkv.split(-1, &[d, d, d]);
-            (parts[0], parts[1], parts[2])
-        } else {
-            let q = x.matmul_t(w.narrow(0, 0, d), false, true) + b.narrow(0, 0, d); // (batch, t_q, d)
-            let kv = memory.matmul_t(w.narrow(0, d, 2 * d), false, true) + b.narrow(0, d, 2 * d); // (batch, t_k, 2d)
-            let parts = kv.split(-1, &[d, d]);
-            (q, parts[0], parts[1])
+        // Q, K and V each from their rows of the stacked weight: narrowing a [d, d] weight is
+        // cheap, where splitting a (batch, t, 3d) product would copy activations forward and
+        // pad them back in the backward pass.
+        let project = |input: Var<'t, T>, part: usize| {
+            input.matmul_t(w.narrow(0, part * d, d), false, true) + b.narrow(0, part * d, d) // (batch, len, d)
         };
+        let (q, k, v) = (project(x, 0), project(memory, 1), project(memory, 2));
         let heads = |t: Var<'t, T>, len: usize| t.reshape([batch, len, h, dk]).permute(&[0, 2, 1, 3]); // (batch, h, len, dk)
         let (q, k, v) = (heads(q, tq), heads(k, tk), heads(v, tk));
         let scores = q.matmul_t(k, false, true).mul_scalar(T::from_f64(1.0 / (dk as f64).sqrt())); // (batch, h, t_q, t_k)
