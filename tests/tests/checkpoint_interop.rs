@@ -9,9 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use transformer::checkpoint::Checkpoint;
-use transformer::data::{Batch, UNK, read_tsv};
-use transformer::loss::{sequence_loss, token_hits};
-use transformer::nn::Ctx;
+use transformer::data::{UNK, read_tsv};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/checkpoint").join(name)
@@ -21,32 +19,11 @@ fn load(dir: &Path) -> Checkpoint {
     Checkpoint::load(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
-/// (loss, tokens, token accuracy) as `transformer eval` computes them: batches of up to 128
-/// examples, mean cross-entropy over non-pad targets weighted by each batch's token count.
+/// (loss, tokens, token accuracy) exactly as `transformer eval` computes them.
 fn evaluate(ckpt: &Checkpoint, data: &Path) -> (f64, usize, f64) {
     let examples = read_tsv(data).unwrap_or_else(|e| panic!("{e}"));
-    let (mut loss_sum, mut tokens, mut hits) = (0.0f64, 0usize, 0usize);
-    for chunk in examples.chunks(128) {
-        let batch = Batch::from_examples(chunk, &ckpt.vocab);
-        let tape = autograd::Tape::new();
-        let _no_grad = tape.no_grad();
-        let logits = ckpt.model.forward(
-            &tape,
-            &batch.src,
-            [batch.batch_size, batch.src_len],
-            &batch.tgt_in,
-            [batch.batch_size, batch.tgt_len],
-            &mut Ctx::eval(),
-        );
-        let n = batch.n_target_tokens();
-        let loss = sequence_loss(logits, &batch.tgt_out, 0.0).value().item() as f64;
-        let (h, counted) = token_hits(&logits.value(), &batch.tgt_out);
-        assert_eq!(counted, n);
-        loss_sum += loss * n as f64;
-        tokens += n;
-        hits += h;
-    }
-    (loss_sum / tokens as f64, tokens, hits as f64 / tokens as f64)
+    let report = transformer::eval::evaluate(ckpt, &examples);
+    (report.loss, report.tokens, report.token_accuracy)
 }
 
 fn expected() -> serde_json::Value {

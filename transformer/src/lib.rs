@@ -9,6 +9,7 @@ pub mod config;
 pub mod data;
 pub mod decode;
 pub mod error;
+pub mod eval;
 pub mod loss;
 pub mod model;
 pub mod nn;

@@ -20,9 +20,9 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use transformer::checkpoint::Checkpoint;
-use transformer::data::{Batch, Example, Task, Vocab, encode_source, read_tsv};
+use transformer::data::{Example, Task, Vocab, encode_source, read_tsv};
 use transformer::decode::{beam_search, greedy};
-use transformer::train::{TrainOptions, exact_match, train};
+use transformer::train::{TrainOptions, train};
 use transformer::{Error, ModelConfig, Result};
 
 #[derive(Parser)]
@@ -235,7 +235,7 @@ fn run(command: Command) -> Result<()> {
                     ));
                 }
             }
-            println!("{}", evaluate(&ckpt, &examples));
+            println!("{}", transformer::eval::evaluate(&ckpt, &examples).to_json());
             Ok(())
         }
         Command::Translate { model, beam, text } => {
@@ -305,38 +305,6 @@ fn split_file(examples: Vec<Example>) -> (Vec<Example>, Vec<Example>) {
         if i % 20 == 19 && held_out.len() < 1000 { held_out.push(e) } else { train_set.push(e) }
     }
     (train_set, held_out)
-}
-
-/// Loss (teacher forcing, no smoothing, no dropout), token accuracy and greedy exact match.
-fn evaluate(ckpt: &Checkpoint, examples: &[Example]) -> serde_json::Value {
-    let (mut loss_sum, mut tokens, mut hits) = (0.0f64, 0usize, 0usize);
-    for chunk in examples.chunks(128) {
-        let batch = Batch::from_examples(chunk, &ckpt.vocab);
-        let tape = autograd::Tape::new();
-        let _no_grad = tape.no_grad();
-        let logits = ckpt.model.forward(
-            &tape,
-            &batch.src,
-            [batch.batch_size, batch.src_len],
-            &batch.tgt_in,
-            [batch.batch_size, batch.tgt_len],
-            &mut transformer::nn::Ctx::eval(),
-        );
-        let n = batch.n_target_tokens();
-        let loss = transformer::loss::sequence_loss(logits, &batch.tgt_out, 0.0).value().item() as f64;
-        let (h, _) = transformer::loss::token_hits(&logits.value(), &batch.tgt_out);
-        loss_sum += loss * n as f64;
-        tokens += n;
-        hits += h;
-    }
-    let (em, _) = exact_match(&ckpt.model, &ckpt.vocab, examples);
-    serde_json::json!({
-        "examples": examples.len(),
-        "tokens": tokens,
-        "loss": loss_sum / tokens.max(1) as f64,
-        "token_accuracy": hits as f64 / tokens.max(1) as f64,
-        "exact_match": em,
-    })
 }
 
 fn translate(ckpt: &Checkpoint, text: &str, beam: Option<usize>) -> String {
