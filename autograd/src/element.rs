@@ -73,6 +73,23 @@ pub trait Element:
     /// Reads values from little-endian bytes; `bytes.len()` is a multiple of the element size.
     fn from_le_bytes(bytes: &[u8]) -> Vec<Self>;
 
+    /// Computes a small product with a kernel specialized for this element type and CPU, if
+    /// there is one, and returns true; otherwise returns false and writes nothing. Operands as
+    /// in [`Element::gemm`], given as slices with (row, column) strides; the output is
+    /// row-major m×n.
+    #[doc(hidden)]
+    fn small_gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: (&[Self], usize, usize),
+        b: (&[Self], usize, usize),
+        out: &mut [std::mem::MaybeUninit<Self>],
+    ) -> bool {
+        let _ = (m, k, n, a, b, out);
+        false
+    }
+
     /// C = alpha · A·B + beta · C, with each matrix given by a pointer and row and column strides
     /// (in elements). Transposes are expressed by swapping strides, never by copying.
     ///
@@ -99,7 +116,7 @@ pub trait Element:
 }
 
 macro_rules! impl_element {
-    ($t:ty, $name:literal, $dtype:ident, $gemm:path, $erf:path, $size:literal) => {
+    ($t:ty, $name:literal, $dtype:ident, $gemm:path, $erf:path, $size:literal $(, $small:path)?) => {
         impl Element for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -170,6 +187,18 @@ macro_rules! impl_element {
                     .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk has element size")))
                     .collect()
             }
+            $(
+                fn small_gemm(
+                    m: usize,
+                    k: usize,
+                    n: usize,
+                    a: (&[Self], usize, usize),
+                    b: (&[Self], usize, usize),
+                    out: &mut [std::mem::MaybeUninit<Self>],
+                ) -> bool {
+                    $small(m, k, n, a, b, out)
+                }
+            )?
             #[inline]
             unsafe fn gemm(
                 m: usize,
@@ -194,5 +223,26 @@ macro_rules! impl_element {
     };
 }
 
-impl_element!(f32, "f32", F32, matrixmultiply::sgemm, libm::erff, 4);
+impl_element!(f32, "f32", F32, matrixmultiply::sgemm, libm::erff, 4, f32_small_gemm);
+
+/// f32's small-matrix kernel, when the CPU has AVX2 and FMA.
+fn f32_small_gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    (a, rsa, csa): (&[f32], usize, usize),
+    (b, rsb, csb): (&[f32], usize, usize),
+    out: &mut [std::mem::MaybeUninit<f32>],
+) -> bool {
+    if !crate::kernels::small_gemm::available() {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `available` checked AVX2 and FMA; the caller's operands hold m×k and k×n
+    // elements at these strides.
+    unsafe {
+        crate::kernels::small_gemm::sgemm(m, k, n, a, (rsa, csa), b, (rsb, csb), out);
+    }
+    true
+}
 impl_element!(f64, "f64", F64, matrixmultiply::dgemm, libm::erf, 8);

@@ -53,6 +53,11 @@ pub(crate) fn gemm<T: Element>(a: Operand<'_, T>, b: Operand<'_, T>, out: &mut [
     }
     let (rsa, csa) = a.strides();
     let (rsb, csb) = b.strides();
+    let small = m * n * k <= super::small_gemm::MAX_FLOPS && m.max(n).max(k) <= super::small_gemm::MAX_DIM;
+    if small && T::small_gemm(m, k, n, (a.data, rsa as usize, csa as usize), (b.data, rsb as usize, csb as usize), out)
+    {
+        return;
+    }
     let run = |row0: usize, block: &mut [MaybeUninit<T>]| {
         let rows = block.len() / n;
         // SAFETY: `a` holds m×k elements at strides (rsa, csa); rows row0..row0+rows are in

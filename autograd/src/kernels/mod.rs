@@ -6,6 +6,7 @@
 pub(crate) mod binary;
 pub(crate) mod gemm;
 pub(crate) mod reduce;
+pub(crate) mod small_gemm;
 
 use crate::Element;
 use rayon::prelude::*;
