@@ -23,17 +23,12 @@ impl<T: Element> Op<T> for Softmax {
 
     // The same rule in one pass per line, for the last axis.
     fn fused_vjp(&self, v: &Vjp<'_, Tensor<T>>) -> Option<InputGrads<Tensor<T>>> {
-        let n = last_axis_len(v.output, self.axis)?;
-        let (yd, gd) = (v.output.data(), v.grad.data());
-        let mut out = vec![T::ZERO; yd.len()];
-        for_each_row(&mut out, n, |row, dx| {
-            let (yr, gr) = (&yd[row * n..(row + 1) * n], &gd[row * n..(row + 1) * n]);
+        per_line(v, self.axis, |yr, gr, dx| {
             let dot: T = yr.iter().zip(gr).map(|(&a, &b)| a * b).sum();
             for ((d, &yi), &gi) in dx.iter_mut().zip(yr).zip(gr) {
                 *d = yi * gi - yi * dot;
             }
-        });
-        Some(vec![Some(Tensor::from_vec(out, v.output.shape().clone()))])
+        })
     }
 }
 
@@ -55,18 +50,27 @@ impl<T: Element> Op<T> for LogSoftmax {
 
     // The same rule in one pass per line, for the last axis.
     fn fused_vjp(&self, v: &Vjp<'_, Tensor<T>>) -> Option<InputGrads<Tensor<T>>> {
-        let n = last_axis_len(v.output, self.axis)?;
-        let (yd, gd) = (v.output.data(), v.grad.data());
-        let mut out = vec![T::ZERO; yd.len()];
-        for_each_row(&mut out, n, |row, dx| {
-            let (yr, gr) = (&yd[row * n..(row + 1) * n], &gd[row * n..(row + 1) * n]);
+        per_line(v, self.axis, |yr, gr, dx| {
             let total: T = gr.iter().copied().sum();
             for ((d, &yi), &gi) in dx.iter_mut().zip(yr).zip(gr) {
                 *d = gi - yi.exp() * total;
             }
-        });
-        Some(vec![Some(Tensor::from_vec(out, v.output.shape().clone()))])
+        })
     }
+}
+
+/// Runs `rule(y, g, dx)` on each line of the output and its gradient along the last axis,
+/// giving the input's gradient; `None` (use the composed rule) for any other axis.
+fn per_line<T: Element>(
+    v: &Vjp<'_, Tensor<T>>,
+    axis: isize,
+    rule: impl Fn(&[T], &[T], &mut [T]) + Sync + Send,
+) -> Option<InputGrads<Tensor<T>>> {
+    let n = last_axis_len(v.output, axis)?;
+    let (yd, gd) = (v.output.data(), v.grad.data());
+    let mut out = vec![T::ZERO; yd.len()];
+    for_each_row(&mut out, n, |row, dx| rule(&yd[row * n..(row + 1) * n], &gd[row * n..(row + 1) * n], dx));
+    Some(vec![Some(Tensor::from_vec(out, v.output.shape().clone()))])
 }
 
 /// The length of the last axis if `axis` is it (the fused kernels' case), else `None`.
