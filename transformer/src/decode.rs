@@ -4,6 +4,7 @@
 //! `<eos>` ends there.
 
 use crate::data::{BOS, EOS, PAD};
+use crate::loss::argmax;
 use crate::model::{Encoded, Seq2Seq};
 use crate::nn::Ctx;
 use autograd::{Element, Tape, Tensor};
@@ -30,11 +31,6 @@ fn encode_once<T: Element>(model: &Seq2Seq<T>, src: &[usize], shape: [usize; 2])
     let _no_grad = tape.no_grad();
     let enc = model.encode(&tape, src, shape, &mut Ctx::eval());
     (enc.memory.value(), enc.src_mask)
-}
-
-/// Index of the largest value, the first one on ties.
-fn argmax(row: &[f64]) -> usize {
-    (0..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best })
 }
 
 /// Greedy decoding of a batch of sources (each a list of ids ending in `<eos>`): at every step

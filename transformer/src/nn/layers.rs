@@ -20,8 +20,7 @@ pub struct EncoderLayer<T: Element = f32> {
     pub norm1: LayerNorm<T>,
     /// Around the feed-forward block.
     pub norm2: LayerNorm<T>,
-    dropout: Dropout,
-    norm_first: bool,
+    residual: Residual,
 }
 
 impl<T: Element> EncoderLayer<T> {
@@ -34,25 +33,17 @@ impl<T: Element> EncoderLayer<T> {
             ff,
             norm1: LayerNorm::new(cfg.d_model, cfg.layer_norm_eps, path.prefix("norm1")),
             norm2: LayerNorm::new(cfg.d_model, cfg.layer_norm_eps, path.prefix("norm2")),
-            dropout: Dropout { p: cfg.dropout },
-            norm_first: cfg.norm_first,
+            residual: Residual { dropout: Dropout { p: cfg.dropout }, norm_first: cfg.norm_first },
         }
     }
 
     /// `(batch, s, d) → (batch, s, d)`; `src_mask` hides padding keys.
     #[track_caller]
     pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>, src_mask: &Tensor<T>, ctx: &mut Ctx) -> Var<'t, T> {
-        if self.norm_first {
-            let h = self.norm1.forward(tape, x);
-            let x = x + self.dropout.forward(self.self_attn.forward(tape, h, h, Some(src_mask), ctx), ctx);
-            let h = self.norm2.forward(tape, x);
-            x + self.dropout.forward(self.ff.forward(tape, h, ctx), ctx)
-        } else {
-            let a = self.self_attn.forward(tape, x, x, Some(src_mask), ctx);
-            let x = self.norm1.forward(tape, x + self.dropout.forward(a, ctx));
-            let f = self.ff.forward(tape, x, ctx);
-            self.norm2.forward(tape, x + self.dropout.forward(f, ctx))
-        }
+        let x = self
+            .residual
+            .apply(tape, x, &self.norm1, ctx, |h, ctx| self.self_attn.forward(tape, h, h, Some(src_mask), ctx));
+        self.residual.apply(tape, x, &self.norm2, ctx, |h, ctx| self.ff.forward(tape, h, ctx))
     }
 }
 
@@ -70,8 +61,7 @@ pub struct DecoderLayer<T: Element = f32> {
     pub norm2: LayerNorm<T>,
     /// Around the feed-forward block.
     pub norm3: LayerNorm<T>,
-    dropout: Dropout,
-    norm_first: bool,
+    residual: Residual,
 }
 
 impl<T: Element> DecoderLayer<T> {
@@ -89,8 +79,7 @@ impl<T: Element> DecoderLayer<T> {
             norm1: LayerNorm::new(d, cfg.layer_norm_eps, path.prefix("norm1")),
             norm2: LayerNorm::new(d, cfg.layer_norm_eps, path.prefix("norm2")),
             norm3: LayerNorm::new(d, cfg.layer_norm_eps, path.prefix("norm3")),
-            dropout: Dropout { p },
-            norm_first: cfg.norm_first,
+            residual: Residual { dropout: Dropout { p }, norm_first: cfg.norm_first },
         }
     }
 
@@ -105,20 +94,41 @@ impl<T: Element> DecoderLayer<T> {
         memory_mask: &Tensor<T>,
         ctx: &mut Ctx,
     ) -> Var<'t, T> {
+        let x = self
+            .residual
+            .apply(tape, x, &self.norm1, ctx, |h, ctx| self.self_attn.forward(tape, h, h, Some(tgt_mask), ctx));
+        let x = self.residual.apply(tape, x, &self.norm2, ctx, |h, ctx| {
+            self.cross_attn.forward(tape, h, memory, Some(memory_mask), ctx)
+        });
+        self.residual.apply(tape, x, &self.norm3, ctx, |h, ctx| self.ff.forward(tape, h, ctx))
+    }
+}
+
+/// A residual connection around a sub-layer, with the layer norm before the sub-layer (pre-LN)
+/// or after the sum (post-LN, the paper's): the one place the two orders are written.
+#[derive(Clone, Copy, Debug)]
+struct Residual {
+    dropout: Dropout,
+    norm_first: bool,
+}
+
+impl Residual {
+    /// Pre-LN: x + dropout(f(norm(x))). Post-LN: norm(x + dropout(f(x))).
+    #[track_caller]
+    fn apply<'t, T: Element>(
+        self,
+        tape: &'t Tape<T>,
+        x: Var<'t, T>,
+        norm: &LayerNorm<T>,
+        ctx: &mut Ctx,
+        sublayer: impl FnOnce(Var<'t, T>, &mut Ctx) -> Var<'t, T>,
+    ) -> Var<'t, T> {
         if self.norm_first {
-            let h = self.norm1.forward(tape, x);
-            let x = x + self.dropout.forward(self.self_attn.forward(tape, h, h, Some(tgt_mask), ctx), ctx);
-            let h = self.norm2.forward(tape, x);
-            let x = x + self.dropout.forward(self.cross_attn.forward(tape, h, memory, Some(memory_mask), ctx), ctx);
-            let h = self.norm3.forward(tape, x);
-            x + self.dropout.forward(self.ff.forward(tape, h, ctx), ctx)
+            let y = sublayer(norm.forward(tape, x), ctx);
+            x + self.dropout.forward(y, ctx)
         } else {
-            let a = self.self_attn.forward(tape, x, x, Some(tgt_mask), ctx);
-            let x = self.norm1.forward(tape, x + self.dropout.forward(a, ctx));
-            let c = self.cross_attn.forward(tape, x, memory, Some(memory_mask), ctx);
-            let x = self.norm2.forward(tape, x + self.dropout.forward(c, ctx));
-            let f = self.ff.forward(tape, x, ctx);
-            self.norm3.forward(tape, x + self.dropout.forward(f, ctx))
+            let y = sublayer(x, ctx);
+            norm.forward(tape, x + self.dropout.forward(y, ctx))
         }
     }
 }
