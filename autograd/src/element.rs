@@ -73,20 +73,23 @@ pub trait Element:
     /// Reads values from little-endian bytes; `bytes.len()` is a multiple of the element size.
     fn from_le_bytes(bytes: &[u8]) -> Vec<Self>;
 
-    /// Computes a small product with a kernel specialized for this element type and CPU, if
-    /// there is one, and returns true; otherwise returns false and writes nothing. Operands as
-    /// in [`Element::gemm`], given as slices with (row, column) strides; the output is
-    /// row-major m×n.
+    /// Computes `out = op(A)·op(B)` with a kernel specialized for this element type and CPU, if
+    /// there is one for these sizes, and returns true; otherwise returns false and writes
+    /// nothing. Operands as in [`Element::gemm`], given as slices with (row, column) strides;
+    /// the output is row-major m×n, and every dimension is positive. With `parallel` the kernel
+    /// may use rayon's pool; its result must not depend on the number of threads.
     #[doc(hidden)]
-    fn small_gemm(
+    #[allow(clippy::too_many_arguments)]
+    fn fast_gemm(
         m: usize,
         k: usize,
         n: usize,
         a: (&[Self], usize, usize),
         b: (&[Self], usize, usize),
         out: &mut [std::mem::MaybeUninit<Self>],
+        parallel: bool,
     ) -> bool {
-        let _ = (m, k, n, a, b, out);
+        let _ = (m, k, n, a, b, out, parallel);
         false
     }
 
@@ -116,7 +119,7 @@ pub trait Element:
 }
 
 macro_rules! impl_element {
-    ($t:ty, $name:literal, $dtype:ident, $gemm:path, $erf:path, $size:literal $(, $small:path)?) => {
+    ($t:ty, $name:literal, $dtype:ident, $gemm:path, $erf:path, $size:literal $(, $fast:path)?) => {
         impl Element for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -188,15 +191,16 @@ macro_rules! impl_element {
                     .collect()
             }
             $(
-                fn small_gemm(
+                fn fast_gemm(
                     m: usize,
                     k: usize,
                     n: usize,
                     a: (&[Self], usize, usize),
                     b: (&[Self], usize, usize),
                     out: &mut [std::mem::MaybeUninit<Self>],
+                    parallel: bool,
                 ) -> bool {
-                    $small(m, k, n, a, b, out)
+                    $fast(m, k, n, a, b, out, parallel)
                 }
             )?
             #[inline]
@@ -223,26 +227,37 @@ macro_rules! impl_element {
     };
 }
 
-impl_element!(f32, "f32", F32, matrixmultiply::sgemm, libm::erff, 4, f32_small_gemm);
+impl_element!(f32, "f32", F32, matrixmultiply::sgemm, libm::erff, 4, f32_fast_gemm);
 
-/// f32's small-matrix kernel, when the CPU has AVX2 and FMA.
-fn f32_small_gemm(
+/// f32's own kernels: the packed AVX-512 GEMM for every product where the CPU has AVX-512,
+/// else a small-matrix kernel for small products where it has AVX2 and FMA. The choice depends
+/// only on the sizes and the CPU, never on the thread count.
+fn f32_fast_gemm(
     m: usize,
     k: usize,
     n: usize,
     (a, rsa, csa): (&[f32], usize, usize),
     (b, rsb, csb): (&[f32], usize, usize),
     out: &mut [std::mem::MaybeUninit<f32>],
+    parallel: bool,
 ) -> bool {
-    if !crate::kernels::small_gemm::available() {
-        return false;
+    use crate::kernels::{packed_gemm, small_gemm};
+    if packed_gemm::available() {
+        // SAFETY: `available` checked AVX-512F; the caller's operands hold m×k and k×n
+        // elements at these strides, and every dimension is positive.
+        unsafe { packed_gemm::sgemm(m, k, n, a, (rsa, csa), b, (rsb, csb), out, parallel) };
+        return true;
     }
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `available` checked AVX2 and FMA; the caller's operands hold m×k and k×n
-    // elements at these strides.
-    unsafe {
-        crate::kernels::small_gemm::sgemm(m, k, n, a, (rsa, csa), b, (rsb, csb), out);
+    let small = m * n * k <= small_gemm::MAX_FLOPS && m.max(n).max(k) <= small_gemm::MAX_DIM;
+    if small && small_gemm::available() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `available` checked AVX2 and FMA; the caller's operands hold m×k and k×n
+        // elements at these strides.
+        unsafe {
+            small_gemm::sgemm(m, k, n, a, (rsa, csa), b, (rsb, csb), out);
+        }
+        return true;
     }
-    true
+    false
 }
 impl_element!(f64, "f64", F64, matrixmultiply::dgemm, libm::erf, 8);

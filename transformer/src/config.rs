@@ -107,7 +107,7 @@ impl ModelConfig {
         if self.d_model == 0 {
             return fail("d_model", "must be positive".into());
         }
-        if self.n_heads == 0 || self.d_model % self.n_heads != 0 {
+        if self.n_heads == 0 || !self.d_model.is_multiple_of(self.n_heads) {
             return fail("n_heads", format!("{} does not divide d_model = {}", self.n_heads, self.d_model));
         }
         if self.d_ff == 0 {
@@ -122,7 +122,7 @@ impl ModelConfig {
         if self.max_len == 0 {
             return fail("max_len", "must be positive".into());
         }
-        if self.positional == Positional::Sinusoidal && self.d_model % 2 != 0 {
+        if self.positional == Positional::Sinusoidal && !self.d_model.is_multiple_of(2) {
             return fail("d_model", format!("{} must be even for sinusoidal positions", self.d_model));
         }
         Ok(())

@@ -1,9 +1,13 @@
-//! Matrix products on `matrixmultiply`, with transposes folded into strides.
+//! Matrix products, with transposes folded into strides.
+//!
+//! Each product goes first to the element type's own kernel for this CPU, if it has one
+//! ([`Element::fast_gemm`]: for f32, the packed AVX-512 GEMM of `packed_gemm`, or the small
+//! AVX2 kernel of `small_gemm`), and otherwise to `matrixmultiply`.
 //!
 //! A batch of products is spread over rayon, one product per task. A single large product is
-//! split by rows of the output into fixed blocks, each block one `matrixmultiply` call; every
-//! output element is still computed by the same kernel over the same `k` order, so the result
-//! does not depend on the thread count. Both kinds of parallelism are never nested.
+//! cut into blocks of the output, one per thread; every output element is still computed by
+//! the same kernel over the same `k` order, so the result does not depend on the thread count.
+//! Both kinds of parallelism are never nested.
 
 use crate::Element;
 use rayon::prelude::*;
@@ -53,9 +57,18 @@ pub(crate) fn gemm<T: Element>(a: Operand<'_, T>, b: Operand<'_, T>, out: &mut [
     }
     let (rsa, csa) = a.strides();
     let (rsb, csb) = b.strides();
-    let small = m * n * k <= super::small_gemm::MAX_FLOPS && m.max(n).max(k) <= super::small_gemm::MAX_DIM;
-    if small && T::small_gemm(m, k, n, (a.data, rsa as usize, csa as usize), (b.data, rsb as usize, csb as usize), out)
-    {
+    let threads = rayon::current_num_threads();
+    let parallel = split && m * n * k >= PARALLEL_FLOPS && threads > 1;
+    let fast = T::fast_gemm(
+        m,
+        k,
+        n,
+        (a.data, rsa as usize, csa as usize),
+        (b.data, rsb as usize, csb as usize),
+        out,
+        parallel,
+    );
+    if fast {
         return;
     }
     let run = |row0: usize, block: &mut [MaybeUninit<T>]| {
@@ -83,8 +96,7 @@ pub(crate) fn gemm<T: Element>(a: Operand<'_, T>, b: Operand<'_, T>, out: &mut [
             )
         }
     };
-    let threads = rayon::current_num_threads();
-    if split && m > ROW_TILE && m * n * k >= PARALLEL_FLOPS && threads > 1 {
+    if parallel && m > ROW_TILE {
         // One block of rows per thread, so B is packed once per thread. Each output element
         // is computed the same way whichever block it falls in, so the result does not depend
         // on the thread count.

@@ -5,6 +5,7 @@
 
 pub(crate) mod binary;
 pub(crate) mod gemm;
+pub(crate) mod packed_gemm;
 pub(crate) mod reduce;
 pub(crate) mod small_gemm;
 

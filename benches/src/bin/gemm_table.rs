@@ -3,26 +3,31 @@
 //!
 //! ```text
 //! cargo build --release -p benches --bin gemm_table
-//! target/release/gemm_table --threads 2 [--reps 15] > rust_t2.tsv
+//! target/release/gemm_table --threads 2 [--reps 15] [--only square] > rust_t2.tsv
 //! ```
 //!
 //! Each shape is run for a warm-up, then `--reps` repetitions; the time reported is the median
-//! of one call, and GFLOP/s = 2·B·M·N·K / time. `--threads T` builds rayon's global pool with
-//! T threads (matmul's only source of parallelism); without it rayon picks one per core.
+//! of one call, and GFLOP/s = 2·B·M·N·K / time. `--threads T` builds a rayon pool of T threads
+//! (matmul's only source of parallelism); without it rayon picks one per core. The table is
+//! timed from inside the pool, as a program built on autograd runs (the `transformer` program
+//! does the same): the calling thread is one of the T, as PyTorch's is one of its OpenMP
+//! threads. `--only TEXT` keeps the shapes whose name contains TEXT.
 
 use benches::{GEMM_SHAPES, MIN_REPETITION, WARMUP, gflops, median_time};
 use rand::{SeedableRng, rngs::StdRng};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: gemm_table [--threads T] [--reps N]";
+const USAGE: &str = "usage: gemm_table [--threads T] [--reps N] [--only TEXT]";
 
 struct Args {
     threads: Option<usize>,
     reps: usize,
+    /// Only the shapes whose name contains this.
+    only: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { threads: None, reps: 15 };
+    let mut args = Args { threads: None, reps: 15, only: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut number = |what: &str| -> Result<usize, String> {
@@ -35,6 +40,7 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--threads" => args.threads = Some(number("the number of threads")?),
             "--reps" => args.reps = number("the number of timed repetitions")?,
+            "--only" => args.only = Some(it.next().ok_or("--only needs a value: part of a shape's name")?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -50,16 +56,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(threads) = args.threads {
-        let built = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
-        if let Err(e) = built {
-            eprintln!("gemm_table: could not build a rayon pool of {threads} threads: {e}");
+        pool = pool.num_threads(threads);
+    }
+    match pool.build() {
+        Ok(pool) => pool.install(|| print_table(&args)),
+        Err(e) => {
+            eprintln!("gemm_table: could not build a rayon pool: {e}");
             return ExitCode::FAILURE;
         }
     }
-    let threads = rayon::current_num_threads();
+    ExitCode::SUCCESS
+}
 
-    println!("# gemm_table: autograd f32 matmul (matrixmultiply kernels), rayon threads: {threads}");
+/// Times every selected shape on the current rayon pool and prints the table.
+fn print_table(args: &Args) {
+    let threads = rayon::current_num_threads();
+    let kernel = if avx512() { "packed AVX-512 kernel" } else { "matrixmultiply" };
+    println!("# gemm_table: autograd f32 matmul ({kernel}), rayon threads: {threads}");
     println!(
         "# method: {} ms warm-up, then median of {} repetitions of >= {} ms each",
         WARMUP.as_millis(),
@@ -68,7 +83,7 @@ fn main() -> ExitCode {
     );
     println!("# impl\tthreads\tname\tbatch\tm\tk\tn\tmedian_ms\tgflops");
     let mut rng = StdRng::seed_from_u64(0);
-    for shape in GEMM_SHAPES {
+    for shape in GEMM_SHAPES.iter().filter(|s| args.only.as_ref().is_none_or(|only| s.name.contains(only.as_str()))) {
         let (a, b) = shape.operands(&mut rng);
         let time = median_time(args.reps, || shape.run(&a, &b));
         println!(
@@ -82,5 +97,16 @@ fn main() -> ExitCode {
             gflops(shape.flops(), time)
         );
     }
-    ExitCode::SUCCESS
+}
+
+/// Whether this CPU has AVX-512F, which the engine's f32 GEMM uses when it can.
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }

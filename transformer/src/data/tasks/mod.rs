@@ -147,7 +147,7 @@ const TRAIN_STREAM: u64 = 0x7472_6169_6e69_6e67; // "training"
 /// split is the same on every platform and Rust version.
 fn is_held_out(seed: u64, source: &str) -> bool {
     let fnv = source.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    mix(fnv ^ mix(seed)) % HELD_OUT_SHARE == 0
+    mix(fnv ^ mix(seed)).is_multiple_of(HELD_OUT_SHARE)
 }
 
 /// SplitMix64's finalizer: spreads every input bit over the whole output.

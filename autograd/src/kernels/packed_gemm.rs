@@ -1,0 +1,516 @@
+//! An f32 GEMM for CPUs with AVX-512, built the way high-performance BLAS libraries are: a
+//! register-tile kernel keeps an `MR`×`NR` block of the output in 24 vector registers while it
+//! runs down the shared dimension, and the operands are arranged so that what it reads comes
+//! from the nearest cache.
+//!
+//! For one block of the output (one per thread), the loops are, outermost first:
+//!
+//! 1. the shared dimension in slices of `KC`;
+//! 2. the output's columns in slabs of `NC`: B's `KC`×`NC` slab is copied ("packed") into
+//!    `NR`-wide column panels, each `KC` rows of `NR` contiguous floats, and stays in L2;
+//! 3. the output's rows in panels of `MR`: A's `MR`×`KC` row panel stays in L1;
+//! 4. the column panels of the slab: one kernel call each.
+//!
+//! A's rows are read where they are when they are contiguous (the kernel broadcasts single
+//! elements of A, so their layout matters little); otherwise, or when their stride would make
+//! the rows of a panel evict each other from L1, A is packed too, each column of a row panel as
+//! `MR` contiguous floats.
+//!
+//! Every output element is the sum over the `KC` slices in ascending order, each slice's part a
+//! chain of fused multiply-adds in ascending `k`. How the output is cut into blocks decides only
+//! who computes an element, never how, so the result does not depend on the thread count.
+
+use rayon::prelude::*;
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+/// Rows of the register tile.
+const MR: usize = 12;
+/// Columns of the register tile: two vectors of 16 floats.
+const NR: usize = 32;
+/// Slice of the shared dimension: a row panel of A (12 KiB) stays in the L1 cache while the
+/// column panels of B (32 KiB each) stream past it.
+const KC: usize = 256;
+/// Columns of B packed per slab, a multiple of `NR`: `KC`·`NC` floats, 1 MiB, stay in L2.
+const NC: usize = 1024;
+/// Packed panels start on a cache line (64 bytes, 16 floats).
+const ALIGN: usize = 16;
+
+/// True if this CPU can run the kernel.
+pub(crate) fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A matrix read through (row, column) strides.
+#[derive(Clone, Copy)]
+struct Strided {
+    ptr: *const f32,
+    rs: usize,
+    cs: usize,
+}
+
+// SAFETY: a `Strided` is only ever read, and only while the slice it came from is borrowed.
+unsafe impl Send for Strided {}
+unsafe impl Sync for Strided {}
+
+impl Strided {
+    /// The address of element (row, col) (a method, so closures capture the whole `Strided`).
+    fn at(self, row: usize, col: usize) -> *const f32 {
+        self.ptr.wrapping_add(row * self.rs + col * self.cs)
+    }
+}
+
+/// The output pointer, shared by the blocks of one product (each writes only its own).
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+
+// SAFETY: the blocks that share it write disjoint parts of the output.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// The output element at `offset` (a method, so closures capture the whole `Out`).
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
+thread_local! {
+    /// Each thread's packing buffers, kept from call to call: fresh pages for every product
+    /// would cost more in page faults than small products cost in arithmetic.
+    static B_BUFFER: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static A_BUFFER: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's buffer from `cell`, or a fresh one if it is already in use (a
+/// rayon worker that picked up another product while it waited).
+fn with_buffer<R>(cell: &'static std::thread::LocalKey<RefCell<Vec<f32>>>, f: impl FnOnce(&mut Vec<f32>) -> R) -> R {
+    cell.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => f(&mut buffer),
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
+/// The `len` floats of `buf` from its first cache-line boundary, growing it if needed.
+fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len + ALIGN {
+        buf.resize(len + ALIGN, 0.0);
+    }
+    let skip = buf.as_ptr().align_offset(ALIGN * 4).min(ALIGN);
+    &mut buf[skip..skip + len]
+}
+
+/// C (m×n, row-major) = op(A) · op(B), operands given by slices and (row, column) strides of
+/// the logical matrices. With `parallel`, the output is cut into one block per thread of
+/// rayon's pool.
+///
+/// # Safety
+/// The CPU must support AVX-512F ([`available`]); the strides must address elements inside the
+/// slices for every (i < m, p < k) and (p < k, j < n); m, k and n must be positive.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    (rsa, csa): (usize, usize),
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    out: &mut [MaybeUninit<f32>],
+    parallel: bool,
+) {
+    debug_assert!(m > 0 && k > 0 && n > 0 && out.len() == m * n);
+    let product = Product {
+        m,
+        k,
+        n,
+        a: Strided { ptr: a.as_ptr(), rs: rsa, cs: csa },
+        b: Strided { ptr: b.as_ptr(), rs: rsb, cs: csb },
+        c: Out(out.as_mut_ptr().cast::<f32>()),
+    };
+    let (row_panels, col_panels) = (m.div_ceil(MR), n.div_ceil(NR));
+    let threads = if parallel { rayon::current_num_threads() } else { 1 };
+    let (row_parts, col_parts) = partition(row_panels, col_panels, threads);
+    if row_parts * col_parts == 1 {
+        product.block(0..row_panels, 0..col_panels);
+        return;
+    }
+    let blocks: Vec<_> = split(row_panels, row_parts)
+        .flat_map(|rows| split(col_panels, col_parts).map(move |cols| (rows.clone(), cols)))
+        .collect();
+    blocks.into_par_iter().for_each(|(rows, cols)| product.block(rows, cols));
+}
+
+/// How many parts to cut the row and the column panels into, for `threads` blocks of nearly
+/// equal work: the factorization of `threads` whose largest block is smallest.
+fn partition(row_panels: usize, col_panels: usize, threads: usize) -> (usize, usize) {
+    (1..=threads)
+        .filter(|&rows| threads.is_multiple_of(rows))
+        .map(|rows| (rows.min(row_panels), (threads / rows).min(col_panels)))
+        .min_by_key(|&(rows, cols)| row_panels.div_ceil(rows) * col_panels.div_ceil(cols))
+        .unwrap_or((1, 1))
+}
+
+/// Splits `panels` into `parts` ranges of nearly equal length.
+fn split(panels: usize, parts: usize) -> impl Iterator<Item = Range<usize>> {
+    let per = panels.div_ceil(parts);
+    (0..panels).step_by(per).map(move |first| first..panels.min(first + per))
+}
+
+/// One product's sizes and operands.
+#[derive(Clone, Copy)]
+struct Product {
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Strided,
+    b: Strided,
+    c: Out,
+}
+
+impl Product {
+    /// Computes the block of C made of row panels `rows` and column panels `cols`, with this
+    /// thread's packing buffers.
+    fn block(self, rows: Range<usize>, cols: Range<usize>) {
+        with_buffer(&A_BUFFER, |a_buf| with_buffer(&B_BUFFER, |b_buf| self.block_with(rows, cols, a_buf, b_buf)))
+    }
+
+    fn block_with(self, rows: Range<usize>, cols: Range<usize>, a_buf: &mut Vec<f32>, b_buf: &mut Vec<f32>) {
+        let Product { m, k, n, a, b, c } = self;
+        // Rows of A that are contiguous are read in place: the kernel only broadcasts single
+        // elements of A, so packing them buys nothing but the copy, which is dear when each
+        // element of A serves few columns. Unless their stride is a multiple of 4 KiB: then
+        // all MR rows fall in the same sets of the L1 cache and evict each other.
+        let in_place = a.cs == 1 && (n < 512 || !a.rs.is_multiple_of(1024));
+        for p0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - p0);
+            let a_panels = if in_place { &mut [][..] } else { aligned(a_buf, rows.len() * MR * kc) };
+            for (dst, ir) in a_panels.chunks_mut(MR * kc).zip(rows.clone()) {
+                let i = ir * MR;
+                // SAFETY: rows i..i+MR (clipped to m) and columns p0..p0+kc are inside A.
+                unsafe { pack_a(a, i, MR.min(m - i), p0, dst) }
+            }
+            for slab in cols.clone().step_by(NC / NR) {
+                let slab = slab..cols.end.min(slab + NC / NR);
+                // One slab of B's column panels, packed as it is needed: it stays in L2 while
+                // each row panel of A, in L1, runs against all of it.
+                let b_panels = aligned(b_buf, slab.len() * kc * NR);
+                for (dst, jr) in b_panels.chunks_mut(kc * NR).zip(slab.clone()) {
+                    let j = jr * NR;
+                    // SAFETY: columns j..j+NR (clipped to n) and rows p0..p0+kc are inside B.
+                    unsafe { pack_b(b, p0, j, NR.min(n - j), dst) }
+                }
+                for (index, ir) in rows.clone().enumerate() {
+                    let i = ir * MR;
+                    let a_tile = if in_place {
+                        Tile { ptr: a.at(i, p0), rs: a.rs, cs: 1 }
+                    } else {
+                        Tile { ptr: a_panels[index * MR * kc..].as_ptr(), rs: 1, cs: MR }
+                    };
+                    for (b_tile, jr) in b_panels.chunks(kc * NR).zip(slab.clone()) {
+                        let j = jr * NR;
+                        let job = TileJob {
+                            kc,
+                            a: a_tile,
+                            b: b_tile.as_ptr(),
+                            c: c.at(i * n + j),
+                            ldc: n,
+                            accumulate: p0 > 0,
+                            rows: MR.min(m - i),
+                            cols: NR.min(n - j),
+                        };
+                        // SAFETY: the tile at (i, j) is inside C and only this block writes
+                        // it; A and the B panel hold kc columns and rows; the CPU has AVX-512F.
+                        unsafe { kernel(job) };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where the kernel reads its `MR` rows of A: a packed panel (`rs` 1, `cs` `MR`) or the rows
+/// of A in place (`cs` 1).
+#[derive(Clone, Copy)]
+struct Tile {
+    ptr: *const f32,
+    rs: usize,
+    cs: usize,
+}
+
+/// Packs rows `i0..i0+rows` (at most `MR`), columns `p0..p0+kc` of A into one `MR`-tall panel,
+/// stored column by column (`MR` floats per column, rows past `rows` zero), where
+/// `kc = dst.len() / MR`.
+///
+/// # Safety
+/// Those rows and columns must be inside A.
+unsafe fn pack_a(a: Strided, i0: usize, rows: usize, p0: usize, dst: &mut [f32]) {
+    // SAFETY: i0 + r < i0 + rows and p0 + p < p0 + kc, inside A by the caller's contract.
+    let at = |r: usize, p: usize| unsafe { *a.ptr.add((i0 + r) * a.rs + (p0 + p) * a.cs) };
+    if rows == MR {
+        // A full panel: a fixed-length inner loop, unrolled by the compiler.
+        for (p, column) in dst.chunks_exact_mut(MR).enumerate() {
+            for (r, v) in column.iter_mut().enumerate() {
+                *v = at(r, p);
+            }
+        }
+    } else {
+        for (p, column) in dst.chunks_exact_mut(MR).enumerate() {
+            for (r, v) in column[..rows].iter_mut().enumerate() {
+                *v = at(r, p);
+            }
+        }
+    }
+    if rows < MR {
+        for column in dst.chunks_exact_mut(MR) {
+            column[rows..].fill(0.0);
+        }
+    }
+}
+
+/// Packs rows `p0..p0+kc`, columns `j..j+cols` of B into one `NR`-wide panel, stored row by
+/// row (`NR` floats per row, columns past `cols` zero), where `kc = dst.len() / NR`.
+///
+/// # Safety
+/// Those rows and columns must be inside B.
+unsafe fn pack_b(b: Strided, p0: usize, j: usize, cols: usize, dst: &mut [f32]) {
+    // SAFETY: p0 + p < p0 + kc and j + c < j + cols, inside B by the caller's contract.
+    let at = |p: usize, c: usize| unsafe { *b.ptr.add((p0 + p) * b.rs + (j + c) * b.cs) };
+    if b.cs == 1 {
+        for (p, row) in dst.chunks_exact_mut(NR).enumerate() {
+            // SAFETY: as above, `cols` contiguous floats of row p0 + p.
+            let src = unsafe { std::slice::from_raw_parts(b.ptr.add((p0 + p) * b.rs + j), cols) };
+            if let (Ok(src), Ok(row)) = (<&[f32; NR]>::try_from(src), <&mut [f32; NR]>::try_from(&mut *row)) {
+                *row = *src; // a fixed-size copy: a few vector moves, not a call to memcpy
+            } else {
+                row[..cols].copy_from_slice(src);
+                row[cols..].fill(0.0);
+            }
+        }
+    } else {
+        // B read transposed: gather each packed row from `cols` columns.
+        for (p, row) in dst.chunks_exact_mut(NR).enumerate() {
+            if cols == NR {
+                for (c, v) in row.iter_mut().enumerate() {
+                    *v = at(p, c);
+                }
+            } else {
+                for (c, v) in row[..cols].iter_mut().enumerate() {
+                    *v = at(p, c);
+                }
+                row[cols..].fill(0.0);
+            }
+        }
+    }
+}
+
+/// One call of the kernel: `c = a·b` (or `c += a·b` with `accumulate`) over `kc` columns of
+/// `a` and packed rows of `b`, storing only the top-left `rows`×`cols` of the `MR`×`NR` tile
+/// into `c` (row stride `ldc`).
+#[derive(Clone, Copy)]
+struct TileJob {
+    kc: usize,
+    a: Tile,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    rows: usize,
+    cols: usize,
+}
+
+/// Runs one tile, with the one-vector variant for tiles at most 16 columns wide.
+///
+/// # Safety
+/// The CPU must have AVX-512F; `a` addresses `MR` rows of `kc` columns (only `rows` of them if
+/// it is read in place), `b` a packed panel of `kc` rows; `c` addresses a `rows`×`cols` block at
+/// row stride `ldc`, initialised if `accumulate`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn kernel(job: TileJob) {
+    // SAFETY: forwarded; each variant is monomorphized for one layout of A so that its
+    // addressing folds to constants.
+    unsafe {
+        match (job.cols > 16, job.a.cs == 1) {
+            (true, false) => tile::<2, false>(job),
+            (true, true) => tile::<2, true>(job),
+            (false, false) => tile::<1, false>(job),
+            (false, true) => tile::<1, true>(job),
+        }
+    }
+}
+
+/// The kernel for `NV` vectors of 16 columns, with A packed or (`IN_PLACE`) read in place.
+///
+/// # Safety
+/// As for [`kernel`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile<const NV: usize, const IN_PLACE: bool>(job: TileJob) {
+    let TileJob { kc, a, b, c, ldc, accumulate, rows, cols } = job;
+    use std::arch::x86_64::*;
+    let (rs, cs) = if IN_PLACE { (a.rs, 1) } else { (1, MR) };
+    // Rows past `rows` of an in-place A do not exist: read row 0 again for them (their
+    // results are never stored).
+    let mut row_offset = [0usize; MR];
+    for (r, offset) in row_offset.iter_mut().enumerate() {
+        *offset = if r < rows || !IN_PLACE { r * rs } else { 0 };
+    }
+    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+    // SAFETY (whole body): reads stay inside the kc columns of A's rows and the kc·NR packed
+    // panel; writes stay inside the rows×cols block of `c`, the masks covering only its first
+    // `cols` columns.
+    unsafe {
+        // The tile of C is read or written only after the loop: start fetching it now.
+        for r in 0..rows {
+            _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(r * ldc).cast());
+            if NV == 2 {
+                _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(r * ldc + 16).cast());
+            }
+        }
+        for p in 0..kc {
+            let mut bv = [_mm512_setzero_ps(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm512_load_ps(b.add(p * NR + 16 * v));
+            }
+            let column = a.ptr.add(p * cs);
+            for r in 0..MR {
+                let x = _mm512_set1_ps(*column.add(row_offset[r]));
+                for v in 0..NV {
+                    acc[r][v] = _mm512_fmadd_ps(x, bv[v], acc[r][v]);
+                }
+            }
+        }
+        let mask = |from: usize| -> __mmask16 {
+            let live = cols.saturating_sub(from).min(16);
+            ((1u32 << live) - 1) as __mmask16
+        };
+        for (r, acc) in acc.iter().enumerate().take(rows) {
+            let row = c.add(r * ldc);
+            for (v, &sum) in acc.iter().enumerate() {
+                // Masked-off lanes are never touched, so the address may point past the block.
+                let (dst, live) = (row.wrapping_add(16 * v), mask(16 * v));
+                let sum = if accumulate { _mm512_add_ps(sum, _mm512_maskz_loadu_ps(live, dst)) } else { sum };
+                _mm512_mask_storeu_ps(dst, live, sum);
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn kernel(_: TileJob) {
+    unreachable!("the packed GEMM is only called where `available` is true")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Operands of a product op(A)·op(B): stored row-major, A as m×k (or k×m if `ta`), B as
+    /// k×n (or n×k if `tb`), with the (row, column) strides of the logical matrices.
+    struct Case {
+        m: usize,
+        k: usize,
+        n: usize,
+        a: Vec<f32>,
+        b: Vec<f32>,
+        sa: (usize, usize),
+        sb: (usize, usize),
+    }
+
+    impl Case {
+        fn new(m: usize, k: usize, n: usize, ta: bool, tb: bool) -> Case {
+            let a = (0..m * k).map(|i| ((i * 7919) % 23) as f32 / 11.0 - 1.0).collect();
+            let b = (0..k * n).map(|i| ((i * 104_729) % 19) as f32 / 9.0 - 1.0).collect();
+            let sa = if ta { (1, m) } else { (k, 1) };
+            let sb = if tb { (1, k) } else { (n, 1) };
+            Case { m, k, n, a, b, sa, sb }
+        }
+
+        fn run(&self, parallel: bool) -> Vec<f32> {
+            let mut out = vec![MaybeUninit::new(f32::NAN); self.m * self.n];
+            // SAFETY: checked by the callers' `available()`; the strides address m×k and k×n.
+            unsafe { sgemm(self.m, self.k, self.n, &self.a, self.sa, &self.b, self.sb, &mut out, parallel) };
+            // SAFETY: sgemm writes every element.
+            out.into_iter().map(|v| unsafe { v.assume_init() }).collect()
+        }
+
+        /// Each element in f64, and the sum of the magnitudes of its terms.
+        fn reference(&self, i: usize, j: usize) -> (f64, f64) {
+            let (mut sum, mut magnitude) = (0.0, 0.0);
+            for p in 0..self.k {
+                let x = self.a[i * self.sa.0 + p * self.sa.1] as f64 * self.b[p * self.sb.0 + j * self.sb.1] as f64;
+                sum += x;
+                magnitude += x.abs();
+            }
+            (sum, magnitude)
+        }
+    }
+
+    #[test]
+    fn matches_a_reference_across_tile_slice_and_slab_edges() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        // Partial tiles in both directions, one-vector tails, several KC slices, several NC
+        // slabs, and a row stride of 4 KiB (A packed rather than read in place).
+        let sizes = [(1, 1, 1), (13, 7, 33), (12, 256, 32), (25, 300, 17), (37, 513, 1100), (14, 1024, 520)];
+        for (m, k, n) in sizes {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let case = Case::new(m, k, n, ta, tb);
+                let out = case.run(false);
+                for i in 0..m {
+                    for j in 0..n {
+                        let (want, magnitude) = case.reference(i, j);
+                        let got = out[i * n + j] as f64;
+                        assert!(
+                            (got - want).abs() <= 1e-6 * magnitude.max(1.0),
+                            "{m}x{k}x{n} ta={ta} tb={tb} at ({i}, {j}): {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn parallel_blocks_give_bit_identical_results() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        for (m, k, n) in [(100, 300, 700), (13, 600, 90), (250, 64, 40)] {
+            for (ta, tb) in [(false, false), (true, true)] {
+                let case = Case::new(m, k, n, ta, tb);
+                let serial = case.run(false);
+                for threads in [2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+                    let parallel = pool.install(|| case.run(true));
+                    let same = serial.iter().zip(&parallel).all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{m}x{k}x{n} ta={ta} tb={tb} on {threads} threads");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn partition_balances_the_blocks() {
+        assert_eq!(partition(171, 64, 1), (1, 1));
+        // Few row panels: the columns are cut instead.
+        assert_eq!(partition(1, 16, 2), (1, 2));
+        assert_eq!(partition(11, 1, 2), (2, 1));
+        // 11 row panels do not halve evenly, 16 column panels do.
+        assert_eq!(partition(11, 16, 2), (1, 2));
+        // More threads than panels: never an empty block.
+        assert_eq!(partition(1, 1, 8), (1, 1));
+        assert_eq!(split(11, 2).collect::<Vec<_>>(), vec![0..6, 6..11]);
+    }
+}
