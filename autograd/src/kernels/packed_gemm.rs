@@ -203,11 +203,8 @@ impl Product {
                 // One slab of B's column panels, packed as it is needed: it stays in L2 while
                 // each row panel of A, in L1, runs against all of it.
                 let b_panels = aligned(b_buf, slab.len() * kc * NR);
-                for (dst, jr) in b_panels.chunks_mut(kc * NR).zip(slab.clone()) {
-                    let j = jr * NR;
-                    // SAFETY: columns j..j+NR (clipped to n) and rows p0..p0+kc are inside B.
-                    unsafe { pack_b(b, p0, j, NR.min(n - j), dst) }
-                }
+                // SAFETY: rows p0..p0+kc and the slab's columns (clipped to n) are inside B.
+                unsafe { pack_b(b, p0, slab.start * NR, n.min(slab.end * NR), b_panels) };
                 for (index, ir) in rows.clone().enumerate() {
                     let i = ir * MR;
                     let a_tile = if in_place {
@@ -255,17 +252,14 @@ struct Tile {
 unsafe fn pack_a(a: Strided, i0: usize, rows: usize, p0: usize, dst: &mut [f32]) {
     // SAFETY: i0 + r < i0 + rows and p0 + p < p0 + kc, inside A by the caller's contract.
     let at = |r: usize, p: usize| unsafe { *a.ptr.add((i0 + r) * a.rs + (p0 + p) * a.cs) };
-    if rows == MR {
-        // A full panel: a fixed-length inner loop, unrolled by the compiler.
-        for (p, column) in dst.chunks_exact_mut(MR).enumerate() {
-            for (r, v) in column.iter_mut().enumerate() {
-                *v = at(r, p);
-            }
-        }
-    } else {
-        for (p, column) in dst.chunks_exact_mut(MR).enumerate() {
-            for (r, v) in column[..rows].iter_mut().enumerate() {
-                *v = at(r, p);
+    // Sixteen columns at a time, each row's sixteen read together: whole cache lines, read
+    // once, even when the rows' stride makes them compete for the same sets of the L1 cache.
+    let kc = dst.len() / MR;
+    for p_block in (0..kc).step_by(16) {
+        let block = &mut dst[p_block * MR..(p_block + 16).min(kc) * MR];
+        for r in 0..rows {
+            for (q, column) in block.chunks_exact_mut(MR).enumerate() {
+                column[r] = at(r, p_block + q);
             }
         }
     }
@@ -276,35 +270,44 @@ unsafe fn pack_a(a: Strided, i0: usize, rows: usize, p0: usize, dst: &mut [f32])
     }
 }
 
-/// Packs rows `p0..p0+kc`, columns `j..j+cols` of B into one `NR`-wide panel, stored row by
-/// row (`NR` floats per row, columns past `cols` zero), where `kc = dst.len() / NR`.
+/// Packs rows `p0..p0+kc`, columns `j0..j1` of B into `NR`-wide column panels, each stored
+/// row by row (`NR` floats per row, columns past `j1` zero), where
+/// `kc = dst.len() / (NR * panels)`.
 ///
 /// # Safety
 /// Those rows and columns must be inside B.
-unsafe fn pack_b(b: Strided, p0: usize, j: usize, cols: usize, dst: &mut [f32]) {
-    // SAFETY: p0 + p < p0 + kc and j + c < j + cols, inside B by the caller's contract.
-    let at = |p: usize, c: usize| unsafe { *b.ptr.add((p0 + p) * b.rs + (j + c) * b.cs) };
+unsafe fn pack_b(b: Strided, p0: usize, j0: usize, j1: usize, dst: &mut [f32]) {
+    let panels = (j1 - j0).div_ceil(NR);
+    let kc = dst.len() / (NR * panels);
+    // SAFETY: p0 + p < p0 + kc and j0 + c < j1, inside B by the caller's contract.
+    let at = |p: usize, c: usize| unsafe { *b.ptr.add((p0 + p) * b.rs + (j0 + c) * b.cs) };
     if b.cs == 1 {
-        for (p, row) in dst.chunks_exact_mut(NR).enumerate() {
-            // SAFETY: as above, `cols` contiguous floats of row p0 + p.
-            let src = unsafe { std::slice::from_raw_parts(b.ptr.add((p0 + p) * b.rs + j), cols) };
-            if let (Ok(src), Ok(row)) = (<&[f32; NR]>::try_from(src), <&mut [f32; NR]>::try_from(&mut *row)) {
-                *row = *src; // a fixed-size copy: a few vector moves, not a call to memcpy
-            } else {
-                row[..cols].copy_from_slice(src);
-                row[cols..].fill(0.0);
+        // Sixteen rows at a time, panel by panel: each row is read in order (the hardware
+        // prefetcher follows rows, and B's rows may lie far apart), and each panel receives
+        // sixteen contiguous rows at once rather than one scattered row per pass.
+        for p_block in (0..kc).step_by(16) {
+            for (jr, panel) in dst.chunks_exact_mut(kc * NR).enumerate() {
+                let (j, cols) = (j0 + jr * NR, NR.min(j1 - j0 - jr * NR));
+                for p in p_block..kc.min(p_block + 16) {
+                    // SAFETY: as above, `cols` contiguous floats of row p0 + p from column j.
+                    let src = unsafe { std::slice::from_raw_parts(b.ptr.add((p0 + p) * b.rs + j), cols) };
+                    let dst = &mut panel[p * NR..(p + 1) * NR];
+                    if let (Ok(src), Ok(dst)) = (<&[f32; NR]>::try_from(src), <&mut [f32; NR]>::try_from(&mut *dst)) {
+                        *dst = *src; // a fixed-size copy: a few vector moves, not a call to memcpy
+                    } else {
+                        dst[..cols].copy_from_slice(src);
+                        dst[cols..].fill(0.0);
+                    }
+                }
             }
         }
     } else {
-        // B read transposed: gather each packed row from `cols` columns.
-        for (p, row) in dst.chunks_exact_mut(NR).enumerate() {
-            if cols == NR {
-                for (c, v) in row.iter_mut().enumerate() {
-                    *v = at(p, c);
-                }
-            } else {
+        // B read transposed: each panel gathers its rows from NR columns, which are contiguous.
+        for (jr, panel) in dst.chunks_exact_mut(kc * NR).enumerate() {
+            let cols = NR.min(j1 - j0 - jr * NR);
+            for (p, row) in panel.chunks_exact_mut(NR).enumerate() {
                 for (c, v) in row[..cols].iter_mut().enumerate() {
-                    *v = at(p, c);
+                    *v = at(p, jr * NR + c);
                 }
                 row[cols..].fill(0.0);
             }
