@@ -21,9 +21,12 @@
 //! who computes an element, never how, so the result does not depend on the thread count.
 
 use rayon::prelude::*;
+use std::alloc::{Layout, alloc_zeroed, dealloc, handle_alloc_error};
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::ops::Range;
+use std::ptr::NonNull;
+use std::thread::LocalKey;
 
 /// Rows of the register tile.
 const MR: usize = 12;
@@ -34,9 +37,6 @@ const NR: usize = 32;
 const KC: usize = 256;
 /// Columns of B packed per slab, a multiple of `NR`: `KC`·`NC` floats, 1 MiB, stay in L2.
 const NC: usize = 1024;
-/// Packed panels start on a cache line (64 bytes, 16 floats).
-const ALIGN: usize = 16;
-
 /// True if this CPU can run the kernel.
 pub(crate) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -86,26 +86,73 @@ impl Out {
 thread_local! {
     /// Each thread's packing buffers, kept from call to call: fresh pages for every product
     /// would cost more in page faults than small products cost in arithmetic.
-    static B_BUFFER: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static A_BUFFER: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static B_BUFFER: RefCell<PackBuffer> = const { RefCell::new(PackBuffer::new()) };
+    static A_BUFFER: RefCell<PackBuffer> = const { RefCell::new(PackBuffer::new()) };
 }
 
 /// Runs `f` with this thread's buffer from `cell`, or a fresh one if it is already in use (a
 /// rayon worker that picked up another product while it waited).
-fn with_buffer<R>(cell: &'static std::thread::LocalKey<RefCell<Vec<f32>>>, f: impl FnOnce(&mut Vec<f32>) -> R) -> R {
+fn with_buffer<R>(cell: &'static LocalKey<RefCell<PackBuffer>>, f: impl FnOnce(&mut PackBuffer) -> R) -> R {
     cell.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buffer) => f(&mut buffer),
-        Err(_) => f(&mut Vec::new()),
+        Err(_) => f(&mut PackBuffer::new()),
     })
 }
 
-/// The `len` floats of `buf` from its first cache-line boundary, growing it if needed.
-fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    if buf.len() < len + ALIGN {
-        buf.resize(len + ALIGN, 0.0);
+/// A growable, zero-initialised buffer of floats for packed panels, aligned to a cache line.
+///
+/// Buffers of 1 MiB and more are aligned to 2 MiB and, on Linux, marked for transparent huge
+/// pages: the kernel streams through megabytes of packed panels, and with 4 KiB pages the
+/// address translations alone (each one dear inside a virtual machine) cost a good share of the
+/// time of a large product.
+struct PackBuffer {
+    ptr: NonNull<f32>,
+    layout: Option<Layout>,
+}
+
+impl PackBuffer {
+    /// Huge pages are 2 MiB on x86-64.
+    const HUGE_PAGE: usize = 2 << 20;
+
+    const fn new() -> PackBuffer {
+        PackBuffer { ptr: NonNull::dangling(), layout: None }
     }
-    let skip = buf.as_ptr().align_offset(ALIGN * 4).min(ALIGN);
-    &mut buf[skip..skip + len]
+
+    /// The first `len` floats, growing the buffer if needed.
+    fn get(&mut self, len: usize) -> &mut [f32] {
+        let bytes = (len * 4).max(1);
+        if self.layout.is_none_or(|layout| layout.size() < bytes) {
+            self.release();
+            let align = if bytes >= Self::HUGE_PAGE / 2 { Self::HUGE_PAGE } else { 64 };
+            let layout = Layout::from_size_align(bytes.next_multiple_of(align), align).expect("buffer size overflows");
+            // SAFETY: the layout has a non-zero size.
+            let ptr = unsafe { alloc_zeroed(layout) };
+            let Some(ptr) = NonNull::new(ptr.cast::<f32>()) else { handle_alloc_error(layout) };
+            #[cfg(target_os = "linux")]
+            if align == Self::HUGE_PAGE {
+                // SAFETY: the range is this allocation, whose start and size are multiples of
+                // the page size. The advice is only a hint; failing it changes nothing.
+                unsafe { libc::madvise(ptr.as_ptr().cast(), layout.size(), libc::MADV_HUGEPAGE) };
+            }
+            (self.ptr, self.layout) = (ptr, Some(layout));
+        }
+        // SAFETY: the allocation holds at least `len` initialised floats, and `&mut self`
+        // makes this the only reference to them.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), len) }
+    }
+
+    fn release(&mut self) {
+        if let Some(layout) = self.layout.take() {
+            // SAFETY: allocated with this layout by `get`.
+            unsafe { dealloc(self.ptr.as_ptr().cast(), layout) };
+        }
+    }
+}
+
+impl Drop for PackBuffer {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// C (m×n, row-major) = op(A) · op(B), operands given by slices and (row, column) strides of
@@ -183,7 +230,7 @@ impl Product {
         with_buffer(&A_BUFFER, |a_buf| with_buffer(&B_BUFFER, |b_buf| self.block_with(rows, cols, a_buf, b_buf)))
     }
 
-    fn block_with(self, rows: Range<usize>, cols: Range<usize>, a_buf: &mut Vec<f32>, b_buf: &mut Vec<f32>) {
+    fn block_with(self, rows: Range<usize>, cols: Range<usize>, a_buf: &mut PackBuffer, b_buf: &mut PackBuffer) {
         let Product { m, k, n, a, b, c } = self;
         // Rows of A that are contiguous are read in place: the kernel only broadcasts single
         // elements of A, so packing them buys nothing but the copy, which is dear when each
@@ -192,18 +239,20 @@ impl Product {
         let in_place = a.cs == 1 && (n < 512 || !a.rs.is_multiple_of(1024));
         for p0 in (0..k).step_by(KC) {
             let kc = KC.min(k - p0);
-            let a_panels = if in_place { &mut [][..] } else { aligned(a_buf, rows.len() * MR * kc) };
+            let a_panels = if in_place { &mut [][..] } else { a_buf.get(rows.len() * MR * kc) };
             for (dst, ir) in a_panels.chunks_mut(MR * kc).zip(rows.clone()) {
                 let i = ir * MR;
-                // SAFETY: rows i..i+MR (clipped to m) and columns p0..p0+kc are inside A.
+                // SAFETY: rows i..i+MR (clipped to m) and columns p0..p0+kc are inside A; the
+                // CPU has AVX-512F.
                 unsafe { pack_a(a, i, MR.min(m - i), p0, dst) }
             }
             for slab in cols.clone().step_by(NC / NR) {
                 let slab = slab..cols.end.min(slab + NC / NR);
                 // One slab of B's column panels, packed as it is needed: it stays in L2 while
                 // each row panel of A, in L1, runs against all of it.
-                let b_panels = aligned(b_buf, slab.len() * kc * NR);
-                // SAFETY: rows p0..p0+kc and the slab's columns (clipped to n) are inside B.
+                let b_panels = b_buf.get(slab.len() * kc * NR);
+                // SAFETY: rows p0..p0+kc and the slab's columns (clipped to n) are inside B; the
+                // CPU has AVX-512F.
                 unsafe { pack_b(b, p0, slab.start * NR, n.min(slab.end * NR), b_panels) };
                 for (index, ir) in rows.clone().enumerate() {
                     let i = ir * MR;
@@ -248,18 +297,29 @@ struct Tile {
 /// `kc = dst.len() / MR`.
 ///
 /// # Safety
-/// Those rows and columns must be inside A.
+/// Those rows and columns must be inside A; the CPU must have AVX-512F.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
 unsafe fn pack_a(a: Strided, i0: usize, rows: usize, p0: usize, dst: &mut [f32]) {
     // SAFETY: i0 + r < i0 + rows and p0 + p < p0 + kc, inside A by the caller's contract.
     let at = |r: usize, p: usize| unsafe { *a.ptr.add((i0 + r) * a.rs + (p0 + p) * a.cs) };
-    // Sixteen columns at a time, each row's sixteen read together: whole cache lines, read
-    // once, even when the rows' stride makes them compete for the same sets of the L1 cache.
     let kc = dst.len() / MR;
-    for p_block in (0..kc).step_by(16) {
-        let block = &mut dst[p_block * MR..(p_block + 16).min(kc) * MR];
-        for r in 0..rows {
-            for (q, column) in block.chunks_exact_mut(MR).enumerate() {
-                column[r] = at(r, p_block + q);
+    if a.rs == 1 {
+        // A read transposed: each packed column is `rows` contiguous floats.
+        for (p, column) in dst.chunks_exact_mut(MR).enumerate() {
+            // SAFETY: as above, `rows` contiguous floats of column p0 + p from row i0.
+            let src = unsafe { std::slice::from_raw_parts(a.ptr.add(i0 + (p0 + p) * a.cs), rows) };
+            column[..rows].copy_from_slice(src);
+        }
+    } else {
+        // Sixteen columns at a time, each row's sixteen read together: whole cache lines,
+        // read once, even when the rows' stride makes them compete for the same sets of the
+        // L1 cache.
+        for p_block in (0..kc).step_by(16) {
+            let block = &mut dst[p_block * MR..(p_block + 16).min(kc) * MR];
+            for r in 0..rows {
+                for (q, column) in block.chunks_exact_mut(MR).enumerate() {
+                    column[r] = at(r, p_block + q);
+                }
             }
         }
     }
@@ -275,7 +335,8 @@ unsafe fn pack_a(a: Strided, i0: usize, rows: usize, p0: usize, dst: &mut [f32])
 /// `kc = dst.len() / (NR * panels)`.
 ///
 /// # Safety
-/// Those rows and columns must be inside B.
+/// Those rows and columns must be inside B; the CPU must have AVX-512F.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
 unsafe fn pack_b(b: Strided, p0: usize, j0: usize, j1: usize, dst: &mut [f32]) {
     let panels = (j1 - j0).div_ceil(NR);
     let kc = dst.len() / (NR * panels);
@@ -302,17 +363,75 @@ unsafe fn pack_b(b: Strided, p0: usize, j0: usize, j1: usize, dst: &mut [f32]) {
             }
         }
     } else {
-        // B read transposed: each panel gathers its rows from NR columns, which are contiguous.
+        // B read transposed: its columns are contiguous. Full 16×16 blocks are transposed in
+        // registers; the edges of a panel are copied one element at a time.
         for (jr, panel) in dst.chunks_exact_mut(kc * NR).enumerate() {
             let cols = NR.min(j1 - j0 - jr * NR);
+            let full_p = if b.rs == 1 { kc - kc % 16 } else { 0 };
+            let full_c = cols - cols % 16;
+            for p in (0..full_p).step_by(16) {
+                for c in (0..full_c).step_by(16) {
+                    // SAFETY: columns j0 + jr·NR + c.. +16 and rows p0 + p.. +16 are inside B, at
+                    // column stride b.cs; the destination block lies inside the panel.
+                    unsafe {
+                        let src = b.ptr.add((j0 + jr * NR + c) * b.cs + p0 + p);
+                        transpose16(src, b.cs, panel.as_mut_ptr().add(p * NR + c), NR);
+                    }
+                }
+            }
             for (p, row) in panel.chunks_exact_mut(NR).enumerate() {
-                for (c, v) in row[..cols].iter_mut().enumerate() {
+                let done = if p < full_p { full_c } else { 0 };
+                for (c, v) in row.iter_mut().enumerate().take(cols).skip(done) {
                     *v = at(p, jr * NR + c);
                 }
                 row[cols..].fill(0.0);
             }
         }
     }
+}
+
+/// Writes the transpose of the 16×16 block at `src` (row stride `src_stride` floats) to `dst`
+/// (row stride `dst_stride`): four rounds of shuffles, the last two moving 128-bit lanes.
+///
+/// # Safety
+/// The CPU must have AVX-512F; both blocks must be in bounds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+    use std::arch::x86_64::*;
+    // SAFETY (whole body): 16 rows of 16 floats are read at `src` and written at `dst`.
+    unsafe {
+        let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(src.add(i * src_stride)));
+        // t[2i] holds, in each 128-bit lane L, elements 4L and 4L+1 of rows 2i and 2i+1,
+        // interleaved; t[2i+1] elements 4L+2 and 4L+3.
+        let t: [__m512; 16] = std::array::from_fn(|i| {
+            let (x, y) = (r[i & !1], r[i | 1]);
+            if i % 2 == 0 { _mm512_unpacklo_ps(x, y) } else { _mm512_unpackhi_ps(x, y) }
+        });
+        // u[4g+j] holds, in lane L, element 4L+j of rows 4g..4g+3.
+        let u: [__m512; 16] = std::array::from_fn(|i| {
+            let (g, j) = (i / 4, i % 4);
+            let (x, y) = (_mm512_castps_pd(t[4 * g + j / 2]), _mm512_castps_pd(t[4 * g + 2 + j / 2]));
+            _mm512_castpd_ps(if j % 2 == 0 { _mm512_unpacklo_pd(x, y) } else { _mm512_unpackhi_pd(x, y) })
+        });
+        for j in 0..4 {
+            // Lanes 0 and 1 (or 2 and 3) of rows 0..8, then of rows 8..16.
+            let v_lo = _mm512_shuffle_f32x4::<0x44>(u[j], u[4 + j]);
+            let v_hi = _mm512_shuffle_f32x4::<0xEE>(u[j], u[4 + j]);
+            let w_lo = _mm512_shuffle_f32x4::<0x44>(u[8 + j], u[12 + j]);
+            let w_hi = _mm512_shuffle_f32x4::<0xEE>(u[8 + j], u[12 + j]);
+            // Output row 4L+j gathers lane L of every group of four rows.
+            _mm512_storeu_ps(dst.add(j * dst_stride), _mm512_shuffle_f32x4::<0x88>(v_lo, w_lo));
+            _mm512_storeu_ps(dst.add((4 + j) * dst_stride), _mm512_shuffle_f32x4::<0xDD>(v_lo, w_lo));
+            _mm512_storeu_ps(dst.add((8 + j) * dst_stride), _mm512_shuffle_f32x4::<0x88>(v_hi, w_hi));
+            _mm512_storeu_ps(dst.add((12 + j) * dst_stride), _mm512_shuffle_f32x4::<0xDD>(v_hi, w_hi));
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn transpose16(_: *const f32, _: usize, _: *mut f32, _: usize) {
+    unreachable!("the packed GEMM is only called where `available` is true")
 }
 
 /// One call of the kernel: `c = a·b` (or `c += a·b` with `accumulate`) over `kc` columns of
@@ -500,6 +619,24 @@ mod tests {
                     let same = serial.iter().zip(&parallel).all(|(x, y)| x.to_bits() == y.to_bits());
                     assert!(same, "{m}x{k}x{n} ta={ta} tb={tb} on {threads} threads");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn transpose16_transposes() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        let src: Vec<f32> = (0..16 * 20).map(|i| i as f32).collect();
+        let mut dst = vec![-1.0f32; 16 * 18];
+        // SAFETY: a 16×16 block at stride 20 and one at stride 18 are in bounds.
+        unsafe { transpose16(src.as_ptr(), 20, dst.as_mut_ptr(), 18) };
+        for i in 0..16 {
+            for j in 0..18 {
+                let want = if j < 16 { src[j * 20 + i] } else { -1.0 };
+                assert_eq!(dst[i * 18 + j], want, "({i}, {j})");
             }
         }
     }

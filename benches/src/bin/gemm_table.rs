@@ -17,6 +17,12 @@ use benches::{GEMM_SHAPES, MIN_REPETITION, WARMUP, gflops, median_time};
 use rand::{SeedableRng, rngs::StdRng};
 use std::process::ExitCode;
 
+/// The allocator the `transformer` program runs with. It backs large allocations with
+/// transparent huge pages, which matters for products of a few thousand rows: with 4 KiB pages
+/// their operands need more address translations than the TLB holds.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: gemm_table [--threads T] [--reps N] [--only TEXT]";
 
 struct Args {
