@@ -308,7 +308,11 @@ unsafe fn pack_a(a: Strided, i0: usize, rows: usize, p0: usize, dst: &mut [f32])
         for (p, column) in dst.chunks_exact_mut(MR).enumerate() {
             // SAFETY: as above, `rows` contiguous floats of column p0 + p from row i0.
             let src = unsafe { std::slice::from_raw_parts(a.ptr.add(i0 + (p0 + p) * a.cs), rows) };
-            column[..rows].copy_from_slice(src);
+            if let (Ok(src), Ok(column)) = (<&[f32; MR]>::try_from(src), <&mut [f32; MR]>::try_from(&mut *column)) {
+                *column = *src; // a fixed-size copy: a few vector moves, not a call to memcpy
+            } else {
+                column[..rows].copy_from_slice(src);
+            }
         }
     } else {
         // Sixteen columns at a time, each row's sixteen read together: whole cache lines,
