@@ -7,7 +7,8 @@ use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 /// A floating-point scalar that tensors are made of.
 ///
 /// Implemented for `f32` (what models train in) and `f64` (what gradient checks use). The methods
-/// are the scalar math the kernels need, plus the matching GEMM from `matrixmultiply`.
+/// are the scalar math the kernels need, plus the matching GEMM: `matrixmultiply`'s, and for
+/// f32 the engine's own kernels where the CPU has AVX-512 (or AVX2, for small products).
 ///
 /// ```
 /// use autograd::Element;

@@ -8,13 +8,14 @@
 //! 1. the shared dimension in slices of `KC`;
 //! 2. the output's columns in slabs of `NC`: B's `KC`×`NC` slab is copied ("packed") into
 //!    `NR`-wide column panels, each `KC` rows of `NR` contiguous floats, and stays in L2;
-//! 3. the output's rows in panels of `MR`: A's `MR`×`KC` row panel stays in L1;
-//! 4. the column panels of the slab: one kernel call each.
+//! 3. the output's rows in chunks of `MC`, packed from A if they need to be (below);
+//! 4. the chunk's rows in panels of `MR`: A's `MR`×`KC` row panel stays in L1;
+//! 5. the column panels of the slab: one kernel call each.
 //!
 //! A's rows are read where they are when they are contiguous (the kernel broadcasts single
 //! elements of A, so their layout matters little); otherwise, or when their stride would make
 //! the rows of a panel evict each other from L1, A is packed too, each column of a row panel as
-//! `MR` contiguous floats.
+//! `MR` contiguous floats. Large packing buffers sit on transparent huge pages.
 //!
 //! Every output element is the sum over the `KC` slices in ascending order, each slice's part a
 //! chain of fused multiply-adds in ascending `k`. How the output is cut into blocks decides only
@@ -37,6 +38,8 @@ const NR: usize = 32;
 const KC: usize = 256;
 /// Columns of B packed per slab, a multiple of `NR`: `KC`·`NC` floats, 1 MiB, stay in L2.
 const NC: usize = 1024;
+/// Rows of A packed at a time, a multiple of `MR`: `MC`·`KC` floats, 144 KiB, beside B in L2.
+const MC: usize = 144;
 /// True if this CPU can run the kernel.
 pub(crate) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -239,43 +242,49 @@ impl Product {
         let in_place = a.cs == 1 && (n < 512 || !a.rs.is_multiple_of(1024));
         for p0 in (0..k).step_by(KC) {
             let kc = KC.min(k - p0);
-            let a_panels = if in_place { &mut [][..] } else { a_buf.get(rows.len() * MR * kc) };
-            for (dst, ir) in a_panels.chunks_mut(MR * kc).zip(rows.clone()) {
-                let i = ir * MR;
-                // SAFETY: rows i..i+MR (clipped to m) and columns p0..p0+kc are inside A; the
-                // CPU has AVX-512F.
-                unsafe { pack_a(a, i, MR.min(m - i), p0, dst) }
-            }
             for slab in cols.clone().step_by(NC / NR) {
                 let slab = slab..cols.end.min(slab + NC / NR);
                 // One slab of B's column panels, packed as it is needed: it stays in L2 while
-                // each row panel of A, in L1, runs against all of it.
+                // the row panels of A, each in L1 in its turn, run against all of it.
                 let b_panels = b_buf.get(slab.len() * kc * NR);
                 // SAFETY: rows p0..p0+kc and the slab's columns (clipped to n) are inside B; the
                 // CPU has AVX-512F.
                 unsafe { pack_b(b, p0, slab.start * NR, n.min(slab.end * NR), b_panels) };
-                for (index, ir) in rows.clone().enumerate() {
-                    let i = ir * MR;
-                    let a_tile = if in_place {
-                        Tile { ptr: a.at(i, p0), rs: a.rs, cs: 1 }
-                    } else {
-                        Tile { ptr: a_panels[index * MR * kc..].as_ptr(), rs: 1, cs: MR }
-                    };
-                    for (b_tile, jr) in b_panels.chunks(kc * NR).zip(slab.clone()) {
-                        let j = jr * NR;
-                        let job = TileJob {
-                            kc,
-                            a: a_tile,
-                            b: b_tile.as_ptr(),
-                            c: c.at(i * n + j),
-                            ldc: n,
-                            accumulate: p0 > 0,
-                            rows: MR.min(m - i),
-                            cols: NR.min(n - j),
+                for chunk in rows.clone().step_by(MC / MR) {
+                    let chunk = chunk..rows.end.min(chunk + MC / MR);
+                    // A is packed (when it is) MC rows at a time, so that it shares L2 with
+                    // the slab of B rather than pushing it out.
+                    let a_panels = if in_place { &mut [][..] } else { a_buf.get(chunk.len() * MR * kc) };
+                    for (dst, ir) in a_panels.chunks_mut(MR * kc).zip(chunk.clone()) {
+                        let i = ir * MR;
+                        // SAFETY: rows i..i+MR (clipped to m) and columns p0..p0+kc are inside
+                        // A; the CPU has AVX-512F.
+                        unsafe { pack_a(a, i, MR.min(m - i), p0, dst) }
+                    }
+                    for (index, ir) in chunk.enumerate() {
+                        let i = ir * MR;
+                        let a_tile = if in_place {
+                            Tile { ptr: a.at(i, p0), rs: a.rs, cs: 1 }
+                        } else {
+                            Tile { ptr: a_panels[index * MR * kc..].as_ptr(), rs: 1, cs: MR }
                         };
-                        // SAFETY: the tile at (i, j) is inside C and only this block writes
-                        // it; A and the B panel hold kc columns and rows; the CPU has AVX-512F.
-                        unsafe { kernel(job) };
+                        for (b_tile, jr) in b_panels.chunks(kc * NR).zip(slab.clone()) {
+                            let j = jr * NR;
+                            let job = TileJob {
+                                kc,
+                                a: a_tile,
+                                b: b_tile.as_ptr(),
+                                c: c.at(i * n + j),
+                                ldc: n,
+                                accumulate: p0 > 0,
+                                rows: MR.min(m - i),
+                                cols: NR.min(n - j),
+                            };
+                            // SAFETY: the tile at (i, j) is inside C and only this block writes
+                            // it; A and the B panel hold kc columns and rows; the CPU has
+                            // AVX-512F.
+                            unsafe { kernel(job) };
+                        }
                     }
                 }
             }
