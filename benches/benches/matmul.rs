@@ -13,6 +13,11 @@ use rand::{SeedableRng, rngs::StdRng};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+/// The allocator the `transformer` program and `gemm_table` run with (huge pages for large
+/// operands; see benches/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn matmul(c: &mut Criterion) {
     let mut rng = StdRng::seed_from_u64(0);
     let mut group = c.benchmark_group("matmul_f32");
