@@ -15,7 +15,7 @@
 //! A's rows are read where they are when they are contiguous (the kernel broadcasts single
 //! elements of A, so their layout matters little); otherwise, or when their stride would make
 //! the rows of a panel evict each other from L1, A is packed too, each column of a row panel as
-//! `MR` contiguous floats. Large packing buffers sit on transparent huge pages.
+//! `MR` contiguous floats.
 //!
 //! Every output element is the sum over the `KC` slices in ascending order, each slice's part a
 //! chain of fused multiply-adds in ascending `k`. How the output is cut into blocks decides only
@@ -41,6 +41,7 @@ const KC: usize = 256;
 const NC: usize = 512;
 /// Rows of A packed at a time, a multiple of `MR`: `MC`·`KC` floats, 144 KiB, beside B in L2.
 const MC: usize = 144;
+
 /// True if this CPU can run the kernel.
 pub(crate) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -103,20 +104,15 @@ fn with_buffer<R>(cell: &'static LocalKey<RefCell<PackBuffer>>, f: impl FnOnce(&
     })
 }
 
-/// A growable, zero-initialised buffer of floats for packed panels, aligned to a cache line.
-///
-/// Buffers of 1 MiB and more are aligned to 2 MiB and, on Linux, marked for transparent huge
-/// pages: the kernel streams through megabytes of packed panels, and with 4 KiB pages the
-/// address translations alone (each one dear inside a virtual machine) cost a good share of the
-/// time of a large product.
+/// A growable, zero-initialised buffer of floats for packed panels, aligned to a cache line
+/// (B's panels are read with aligned vector loads). At most `KC`·`NC` floats, 512 KiB.
 struct PackBuffer {
     ptr: NonNull<f32>,
     layout: Option<Layout>,
 }
 
 impl PackBuffer {
-    /// Huge pages are 2 MiB on x86-64.
-    const HUGE_PAGE: usize = 2 << 20;
+    const ALIGN: usize = 64;
 
     const fn new() -> PackBuffer {
         PackBuffer { ptr: NonNull::dangling(), layout: None }
@@ -127,17 +123,10 @@ impl PackBuffer {
         let bytes = (len * 4).max(1);
         if self.layout.is_none_or(|layout| layout.size() < bytes) {
             self.release();
-            let align = if bytes >= Self::HUGE_PAGE / 2 { Self::HUGE_PAGE } else { 64 };
-            let layout = Layout::from_size_align(bytes.next_multiple_of(align), align).expect("buffer size overflows");
+            let layout = Layout::from_size_align(bytes, Self::ALIGN).expect("buffer size overflows");
             // SAFETY: the layout has a non-zero size.
             let ptr = unsafe { alloc_zeroed(layout) };
             let Some(ptr) = NonNull::new(ptr.cast::<f32>()) else { handle_alloc_error(layout) };
-            #[cfg(target_os = "linux")]
-            if align == Self::HUGE_PAGE {
-                // SAFETY: the range is this allocation, whose start and size are multiples of
-                // the page size. The advice is only a hint; failing it changes nothing.
-                unsafe { libc::madvise(ptr.as_ptr().cast(), layout.size(), libc::MADV_HUGEPAGE) };
-            }
             (self.ptr, self.layout) = (ptr, Some(layout));
         }
         // SAFETY: the allocation holds at least `len` initialised floats, and `&mut self`
