@@ -77,11 +77,15 @@ pub trait Element:
     /// Computes `out = op(A)·op(B)` with a kernel specialized for this element type and CPU, if
     /// there is one for these sizes, and returns true; otherwise returns false and writes
     /// nothing. Operands as in [`Element::gemm`], given as slices with (row, column) strides;
-    /// the output is row-major m×n, and every dimension is positive. With `parallel` the kernel
-    /// may use rayon's pool; its result must not depend on the number of threads.
+    /// the output is row-major m×n. With `parallel` the kernel may use rayon's pool; its result
+    /// must not depend on the number of threads.
+    ///
+    /// # Safety
+    /// m, k and n must be positive; the strides must address elements inside `a` for every
+    /// (i < m, p < k) and inside `b` for every (p < k, j < n); `out` must hold m·n elements.
     #[doc(hidden)]
     #[allow(clippy::too_many_arguments)]
-    fn fast_gemm(
+    unsafe fn fast_gemm(
         m: usize,
         k: usize,
         n: usize,
@@ -192,7 +196,7 @@ macro_rules! impl_element {
                     .collect()
             }
             $(
-                fn fast_gemm(
+                unsafe fn fast_gemm(
                     m: usize,
                     k: usize,
                     n: usize,
@@ -201,7 +205,8 @@ macro_rules! impl_element {
                     out: &mut [std::mem::MaybeUninit<Self>],
                     parallel: bool,
                 ) -> bool {
-                    $fast(m, k, n, a, b, out, parallel)
+                    // SAFETY: forwarded from the caller's contract.
+                    unsafe { $fast(m, k, n, a, b, out, parallel) }
                 }
             )?
             #[inline]
@@ -233,7 +238,10 @@ impl_element!(f32, "f32", F32, matrixmultiply::sgemm, libm::erff, 4, f32_fast_ge
 /// f32's own kernels: the packed AVX-512 GEMM for every product where the CPU has AVX-512,
 /// else a small-matrix kernel for small products where it has AVX2 and FMA. The choice depends
 /// only on the sizes and the CPU, never on the thread count.
-fn f32_fast_gemm(
+///
+/// # Safety
+/// As for [`Element::fast_gemm`].
+unsafe fn f32_fast_gemm(
     m: usize,
     k: usize,
     n: usize,
@@ -244,16 +252,14 @@ fn f32_fast_gemm(
 ) -> bool {
     use crate::kernels::{packed_gemm, small_gemm};
     if packed_gemm::available() {
-        // SAFETY: `available` checked AVX-512F; the caller's operands hold m×k and k×n
-        // elements at these strides, and every dimension is positive.
+        // SAFETY: `available` checked AVX-512F; the rest is the caller's contract.
         unsafe { packed_gemm::sgemm(m, k, n, a, (rsa, csa), b, (rsb, csb), out, parallel) };
         return true;
     }
     let small = m * n * k <= small_gemm::MAX_FLOPS && m.max(n).max(k) <= small_gemm::MAX_DIM;
     if small && small_gemm::available() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `available` checked AVX2 and FMA; the caller's operands hold m×k and k×n
-        // elements at these strides.
+        // SAFETY: `available` checked AVX2 and FMA; the rest is the caller's contract.
         unsafe {
             small_gemm::sgemm(m, k, n, a, (rsa, csa), b, (rsb, csb), out);
         }

@@ -46,8 +46,9 @@ const ROW_TILE: usize = 16;
 pub(crate) fn gemm<T: Element>(a: Operand<'_, T>, b: Operand<'_, T>, out: &mut [MaybeUninit<T>], split: bool) {
     let (m, k) = a.logical();
     let (k2, n) = b.logical();
-    debug_assert_eq!(k, k2);
-    debug_assert_eq!(out.len(), m * n);
+    // Cheap, and what makes the unsafe kernels below sound.
+    assert!(k == k2 && out.len() == m * n, "gemm: operand and output sizes disagree");
+    assert!(a.data.len() >= m * k && b.data.len() >= k * n, "gemm: an operand is shorter than its shape");
     if m == 0 || n == 0 {
         return;
     }
@@ -59,15 +60,11 @@ pub(crate) fn gemm<T: Element>(a: Operand<'_, T>, b: Operand<'_, T>, out: &mut [
     let (rsb, csb) = b.strides();
     let threads = rayon::current_num_threads();
     let parallel = split && m * n * k >= PARALLEL_FLOPS && threads > 1;
-    let fast = T::fast_gemm(
-        m,
-        k,
-        n,
-        (a.data, rsa as usize, csa as usize),
-        (b.data, rsb as usize, csb as usize),
-        out,
-        parallel,
-    );
+    // SAFETY: m, k and n are positive and every slice is long enough (checked above); the
+    // strides are those of the row-major stored matrices.
+    let fast = unsafe {
+        T::fast_gemm(m, k, n, (a.data, rsa as usize, csa as usize), (b.data, rsb as usize, csb as usize), out, parallel)
+    };
     if fast {
         return;
     }

@@ -1,7 +1,9 @@
 //! Kernels on plain slices: elementwise maps with broadcasting, reductions and GEMM.
 //!
-//! Work is split into fixed-size chunks whose boundaries depend only on the sizes involved,
-//! never on the number of threads, so a computation gives bit-identical results on any pool.
+//! Elementwise and reduction work is split into fixed-size chunks whose boundaries depend only
+//! on the sizes involved, never on the number of threads. A matrix product is cut into one
+//! block of the output per thread, but every element is computed the same way whichever block
+//! it falls in. So a computation gives bit-identical results on any pool.
 
 pub(crate) mod binary;
 pub(crate) mod gemm;

@@ -67,7 +67,7 @@ unsafe impl Send for Strided {}
 unsafe impl Sync for Strided {}
 
 impl Strided {
-    /// The address of element (row, col) (a method, so closures capture the whole `Strided`).
+    /// The address of element (row, col).
     fn at(self, row: usize, col: usize) -> *const f32 {
         self.ptr.wrapping_add(row * self.rs + col * self.cs)
     }
@@ -82,7 +82,7 @@ unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
 impl Out {
-    /// The output element at `offset` (a method, so closures capture the whole `Out`).
+    /// The address of the output element at `offset`.
     fn at(self, offset: usize) -> *mut f32 {
         self.0.wrapping_add(offset)
     }
@@ -95,8 +95,9 @@ thread_local! {
     static A_BUFFER: RefCell<PackBuffer> = const { RefCell::new(PackBuffer::new()) };
 }
 
-/// Runs `f` with this thread's buffer from `cell`, or a fresh one if it is already in use (a
-/// rayon worker that picked up another product while it waited).
+/// Runs `f` with this thread's buffer from `cell`. A buffer is borrowed only while one block is
+/// computed, which never waits on rayon, so it is never found in use; the fresh buffer in that
+/// case is only a defence against a future change breaking that.
 fn with_buffer<R>(cell: &'static LocalKey<RefCell<PackBuffer>>, f: impl FnOnce(&mut PackBuffer) -> R) -> R {
     cell.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buffer) => f(&mut buffer),
@@ -104,8 +105,10 @@ fn with_buffer<R>(cell: &'static LocalKey<RefCell<PackBuffer>>, f: impl FnOnce(&
     })
 }
 
-/// A growable, zero-initialised buffer of floats for packed panels, aligned to a cache line
-/// (B's panels are read with aligned vector loads). At most `KC`·`NC` floats, 512 KiB.
+/// A growable buffer of floats for packed panels, aligned to a cache line (B's panels are read
+/// with aligned vector loads): at most `KC`·`NC` floats (512 KiB) for B, `MC`·`KC` (144 KiB)
+/// for A. It is zero-initialised when it grows, so that it is always a valid `[f32]`, though
+/// packing overwrites whatever the kernel reads.
 struct PackBuffer {
     ptr: NonNull<f32>,
     layout: Option<Layout>,
@@ -153,8 +156,9 @@ impl Drop for PackBuffer {
 /// rayon's pool.
 ///
 /// # Safety
-/// The CPU must support AVX-512F ([`available`]); the strides must address elements inside the
-/// slices for every (i < m, p < k) and (p < k, j < n); m, k and n must be positive.
+/// The CPU must support AVX-512F ([`available`]); m, k and n must be positive; the strides
+/// must address elements inside the slices for every (i < m, p < k) and (p < k, j < n); `out`
+/// must hold m·n elements.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn sgemm(
     m: usize,
@@ -226,10 +230,11 @@ impl Product {
     fn block_with(self, rows: Range<usize>, cols: Range<usize>, a_buf: &mut PackBuffer, b_buf: &mut PackBuffer) {
         let Product { m, k, n, a, b, c } = self;
         // Rows of A that are contiguous are read in place: the kernel only broadcasts single
-        // elements of A, so packing them buys nothing but the copy, which is dear when each
-        // element of A serves few columns. Unless their stride is a multiple of 8 KiB: then
-        // all MR rows fall in the same sets of the L1 cache and evict each other (measured:
-        // packing wins at a stride of 8 KiB, reading in place still wins at 4 KiB).
+        // elements of A, so packing them buys nothing but the copy, and the copy is dearest
+        // when each element of A serves few columns (n < 512). Rows 8 KiB apart or a multiple
+        // of it are packed all the same: measured on this project's machine, packing won at a
+        // stride of 8 KiB (2048 floats) and lost at 4 KiB and below, where the rows of a panel
+        // also share their L1 sets, so the line is drawn where it was measured.
         let in_place = a.cs == 1 && (n < 512 || !a.rs.is_multiple_of(2048));
         for p0 in (0..k).step_by(KC) {
             let kc = KC.min(k - p0);
@@ -240,24 +245,29 @@ impl Product {
                 let b_panels = b_buf.get(slab.len() * kc * NR);
                 // SAFETY: rows p0..p0+kc and the slab's columns (clipped to n) are inside B; the
                 // CPU has AVX-512F.
-                unsafe { pack_b(b, p0, slab.start * NR, n.min(slab.end * NR), b_panels) };
+                unsafe { pack_b(b, p0, kc, slab.start * NR, n.min(slab.end * NR), b_panels) };
                 for chunk in rows.clone().step_by(MC / MR) {
                     let chunk = chunk..rows.end.min(chunk + MC / MR);
                     // A is packed (when it is) MC rows at a time, so that it shares L2 with
                     // the slab of B rather than pushing it out.
-                    let a_panels = if in_place { &mut [][..] } else { a_buf.get(chunk.len() * MR * kc) };
-                    for (dst, ir) in a_panels.chunks_mut(MR * kc).zip(chunk.clone()) {
-                        let i = ir * MR;
-                        // SAFETY: rows i..i+MR (clipped to m) and columns p0..p0+kc are inside
-                        // A; the CPU has AVX-512F.
-                        unsafe { pack_a(a, i, MR.min(m - i), p0, dst) }
-                    }
+                    let a_panels: &[f32] = if in_place {
+                        &[]
+                    } else {
+                        let a_panels = a_buf.get(chunk.len() * MR * kc);
+                        for (dst, ir) in a_panels.chunks_mut(MR * kc).zip(chunk.clone()) {
+                            let i = ir * MR;
+                            // SAFETY: rows i..i+MR (clipped to m) and columns p0..p0+kc are
+                            // inside A; the CPU has AVX-512F.
+                            unsafe { pack_a(a, i, MR.min(m - i), p0, kc, dst) }
+                        }
+                        a_panels
+                    };
                     for (index, ir) in chunk.enumerate() {
                         let i = ir * MR;
                         let a_tile = if in_place {
-                            Tile { ptr: a.at(i, p0), rs: a.rs, cs: 1 }
+                            ATile::InPlace { ptr: a.at(i, p0), row_stride: a.rs }
                         } else {
-                            Tile { ptr: a_panels[index * MR * kc..].as_ptr(), rs: 1, cs: MR }
+                            ATile::Packed(a_panels[index * MR * kc..].as_ptr())
                         };
                         for (b_tile, jr) in b_panels.chunks(kc * NR).zip(slab.clone()) {
                             let j = jr * NR;
@@ -283,26 +293,25 @@ impl Product {
     }
 }
 
-/// Where the kernel reads its `MR` rows of A: a packed panel (`rs` 1, `cs` `MR`) or the rows
-/// of A in place (`cs` 1).
+/// Where the kernel reads its `MR` rows of A.
 #[derive(Clone, Copy)]
-struct Tile {
-    ptr: *const f32,
-    rs: usize,
-    cs: usize,
+enum ATile {
+    /// A packed panel: column p is the `MR` floats from `MR`·p.
+    Packed(*const f32),
+    /// The rows of A where they lie: element (r, p) is at `row_stride`·r + p.
+    InPlace { ptr: *const f32, row_stride: usize },
 }
 
-/// Packs rows `i0..i0+rows` (at most `MR`), columns `p0..p0+kc` of A into one `MR`-tall panel,
-/// stored column by column (`MR` floats per column, rows past `rows` zero), where
-/// `kc = dst.len() / MR`.
+/// Packs rows `i0..i0+rows` (at most `MR`), columns `p0..p0+kc` of A into one `MR`-tall panel
+/// of `MR`·`kc` floats, stored column by column (`MR` floats per column, rows past `rows` zero).
 ///
 /// # Safety
 /// Those rows and columns must be inside A; the CPU must have AVX-512F.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-unsafe fn pack_a(a: Strided, i0: usize, rows: usize, p0: usize, dst: &mut [f32]) {
+unsafe fn pack_a(a: Strided, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+    debug_assert_eq!(dst.len(), MR * kc);
     // SAFETY: i0 + r < i0 + rows and p0 + p < p0 + kc, inside A by the caller's contract.
     let at = |r: usize, p: usize| unsafe { *a.ptr.add((i0 + r) * a.rs + (p0 + p) * a.cs) };
-    let kc = dst.len() / MR;
     if a.rs == 1 {
         // A read transposed: each packed column is `rows` contiguous floats.
         for (p, column) in dst.chunks_exact_mut(MR).enumerate() {
@@ -334,16 +343,14 @@ unsafe fn pack_a(a: Strided, i0: usize, rows: usize, p0: usize, dst: &mut [f32])
     }
 }
 
-/// Packs rows `p0..p0+kc`, columns `j0..j1` of B into `NR`-wide column panels, each stored
-/// row by row (`NR` floats per row, columns past `j1` zero), where
-/// `kc = dst.len() / (NR * panels)`.
+/// Packs rows `p0..p0+kc`, columns `j0..j1` of B into `NR`-wide column panels of `kc`·`NR`
+/// floats each, stored row by row (`NR` floats per row, columns past `j1` zero).
 ///
 /// # Safety
 /// Those rows and columns must be inside B; the CPU must have AVX-512F.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-unsafe fn pack_b(b: Strided, p0: usize, j0: usize, j1: usize, dst: &mut [f32]) {
-    let panels = (j1 - j0).div_ceil(NR);
-    let kc = dst.len() / (NR * panels);
+unsafe fn pack_b(b: Strided, p0: usize, kc: usize, j0: usize, j1: usize, dst: &mut [f32]) {
+    debug_assert_eq!(dst.len(), (j1 - j0).div_ceil(NR) * kc * NR);
     // SAFETY: p0 + p < p0 + kc and j0 + c < j1, inside B by the caller's contract.
     let at = |p: usize, c: usize| unsafe { *b.ptr.add((p0 + p) * b.rs + (j0 + c) * b.cs) };
     if b.cs == 1 {
@@ -444,7 +451,7 @@ unsafe fn transpose16(_: *const f32, _: usize, _: *mut f32, _: usize) {
 #[derive(Clone, Copy)]
 struct TileJob {
     kc: usize,
-    a: Tile,
+    a: ATile,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -464,27 +471,30 @@ unsafe fn kernel(job: TileJob) {
     // SAFETY: forwarded; each variant is monomorphized for one layout of A so that its
     // addressing folds to constants.
     unsafe {
-        match (job.cols > 16, job.a.cs == 1) {
-            (true, false) => tile::<2, false>(job),
-            (true, true) => tile::<2, true>(job),
-            (false, false) => tile::<1, false>(job),
-            (false, true) => tile::<1, true>(job),
+        match (job.cols > 16, job.a) {
+            (true, ATile::Packed(a)) => tile::<2, false>(job, a, 1),
+            (true, ATile::InPlace { ptr, row_stride }) => tile::<2, true>(job, ptr, row_stride),
+            (false, ATile::Packed(a)) => tile::<1, false>(job, a, 1),
+            (false, ATile::InPlace { ptr, row_stride }) => tile::<1, true>(job, ptr, row_stride),
         }
     }
 }
 
-/// The kernel for `NV` vectors of 16 columns, with A packed or (`IN_PLACE`) read in place.
+/// The kernel for `NV` vectors of 16 columns. A is a packed panel at `a`, or with `IN_PLACE`
+/// its rows where they lie, `row_stride` apart; the layout is a constant of each variant, so
+/// that a packed panel's addressing folds to fixed offsets.
 ///
 /// # Safety
 /// As for [`kernel`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn tile<const NV: usize, const IN_PLACE: bool>(job: TileJob) {
-    let TileJob { kc, a, b, c, ldc, accumulate, rows, cols } = job;
+unsafe fn tile<const NV: usize, const IN_PLACE: bool>(job: TileJob, a: *const f32, row_stride: usize) {
+    let TileJob { kc, b, c, ldc, accumulate, rows, cols, .. } = job;
     use std::arch::x86_64::*;
-    let (rs, cs) = if IN_PLACE { (a.rs, 1) } else { (1, MR) };
-    // Rows past `rows` of an in-place A do not exist: read row 0 again for them (their
-    // results are never stored).
+    // Element (r, p) of A is at a + rs·r + cs·p.
+    let (rs, cs) = if IN_PLACE { (row_stride, 1) } else { (1, MR) };
+    // Rows past `rows` of an in-place A may not exist: read row 0 again for them (their
+    // results are never stored). A packed panel has all `MR` rows, zero past `rows`.
     let mut row_offset = [0usize; MR];
     for (r, offset) in row_offset.iter_mut().enumerate() {
         *offset = if r < rows || !IN_PLACE { r * rs } else { 0 };
@@ -506,7 +516,7 @@ unsafe fn tile<const NV: usize, const IN_PLACE: bool>(job: TileJob) {
             for (v, x) in bv.iter_mut().enumerate() {
                 *x = _mm512_load_ps(b.add(p * NR + 16 * v));
             }
-            let column = a.ptr.add(p * cs);
+            let column = a.add(p * cs);
             for r in 0..MR {
                 let x = _mm512_set1_ps(*column.add(row_offset[r]));
                 for v in 0..NV {
