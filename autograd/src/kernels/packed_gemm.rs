@@ -317,11 +317,7 @@ unsafe fn pack_a(a: Strided, i0: usize, rows: usize, p0: usize, kc: usize, dst: 
         for (p, column) in dst.chunks_exact_mut(MR).enumerate() {
             // SAFETY: as above, `rows` contiguous floats of column p0 + p from row i0.
             let src = unsafe { std::slice::from_raw_parts(a.ptr.add(i0 + (p0 + p) * a.cs), rows) };
-            if let (Ok(src), Ok(column)) = (<&[f32; MR]>::try_from(src), <&mut [f32; MR]>::try_from(&mut *column)) {
-                *column = *src; // a fixed-size copy: a few vector moves, not a call to memcpy
-            } else {
-                column[..rows].copy_from_slice(src);
-            }
+            copy_padded::<MR>(column, src);
         }
     } else {
         // Sixteen columns at a time, each row's sixteen read together: whole cache lines,
@@ -335,10 +331,23 @@ unsafe fn pack_a(a: Strided, i0: usize, rows: usize, p0: usize, kc: usize, dst: 
                 }
             }
         }
+        if rows < MR {
+            for column in dst.chunks_exact_mut(MR) {
+                column[rows..].fill(0.0);
+            }
+        }
     }
-    if rows < MR {
-        for column in dst.chunks_exact_mut(MR) {
-            column[rows..].fill(0.0);
+}
+
+/// Copies `src` (at most `N` floats) to the front of `dst` (`N` floats) and zeroes the rest. A
+/// whole copy is a fixed-size one: a few vector moves, not a call to `memcpy`.
+#[inline(always)]
+fn copy_padded<const N: usize>(dst: &mut [f32], src: &[f32]) {
+    match (<&mut [f32; N]>::try_from(&mut *dst), <&[f32; N]>::try_from(src)) {
+        (Ok(dst), Ok(src)) => *dst = *src,
+        _ => {
+            dst[..src.len()].copy_from_slice(src);
+            dst[src.len()..].fill(0.0);
         }
     }
 }
@@ -363,13 +372,7 @@ unsafe fn pack_b(b: Strided, p0: usize, kc: usize, j0: usize, j1: usize, dst: &m
                 for p in p_block..kc.min(p_block + 16) {
                     // SAFETY: as above, `cols` contiguous floats of row p0 + p from column j.
                     let src = unsafe { std::slice::from_raw_parts(b.ptr.add((p0 + p) * b.rs + j), cols) };
-                    let dst = &mut panel[p * NR..(p + 1) * NR];
-                    if let (Ok(src), Ok(dst)) = (<&[f32; NR]>::try_from(src), <&mut [f32; NR]>::try_from(&mut *dst)) {
-                        *dst = *src; // a fixed-size copy: a few vector moves, not a call to memcpy
-                    } else {
-                        dst[..cols].copy_from_slice(src);
-                        dst[cols..].fill(0.0);
-                    }
+                    copy_padded::<NR>(&mut panel[p * NR..(p + 1) * NR], src);
                 }
             }
         }
