@@ -1,6 +1,6 @@
 //! Gradient checking: analytic gradients against central differences, in f64.
 
-use crate::{Element, Tape, Tensor, Var};
+use crate::{Mismatch, Tape, Tensor, Var, largest_magnitude, max_relative_error};
 use rand::SeedableRng;
 use std::fmt;
 
@@ -109,25 +109,25 @@ where
             xs[i].data_mut()[j] = x0;
             *slot = (plus - minus) / (2.0 * options.eps);
         }
-        let scale = numeric.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
-        let worst = grad.data().iter().zip(&numeric).enumerate().map(|(j, (a, n))| (j, (a - n).abs())).fold(
-            None,
-            |best: Option<(usize, f64)>, (j, e)| match best {
-                Some((_, be)) if be >= e => best,
-                _ => Some((j, e)),
-            },
-        );
-        if let Some((j, err)) = worst {
-            let relative_error = err / scale;
-            if relative_error > options.tolerance || err.is_nan() {
-                return Err(GradcheckError {
-                    input: i,
-                    index: j,
-                    analytic: grad.data()[j],
-                    numeric: numeric[j],
-                    relative_error,
-                });
-            }
+        // Errors are measured against the largest derivative of this input. A non-finite
+        // estimate means the function is not differentiable here: that fails too.
+        let numeric = Tensor::from_vec(numeric, inputs[i].shape().clone());
+        let scale = largest_magnitude(&numeric);
+        let worst = if scale.is_finite() {
+            max_relative_error(grad, &numeric, scale.max(1e-12))
+        } else {
+            let index = numeric.data().iter().position(|v| !v.is_finite()).expect("a non-finite estimate");
+            Some(Mismatch { index, got: grad.data()[index], want: numeric.data()[index], error: f64::INFINITY })
+        };
+        // The error is never NaN (it is +∞ for a NaN gradient), so `>` cannot miss one.
+        if let Some(worst) = worst.filter(|w| w.error > options.tolerance) {
+            return Err(GradcheckError {
+                input: i,
+                index: worst.index,
+                analytic: worst.got,
+                numeric: worst.want,
+                relative_error: worst.error,
+            });
         }
     }
     Ok(())
@@ -177,11 +177,59 @@ where
     }
 }
 
-/// True if two tensors agree elementwise within `rtol · |b| + atol`, NaNs in the same places.
-pub fn allclose<T: Element>(a: &Tensor<T>, b: &Tensor<T>, rtol: f64, atol: f64) -> bool {
-    a.shape() == b.shape()
-        && a.data().iter().zip(b.data()).all(|(&x, &y)| {
-            let (x, y) = (x.to_f64(), y.to_f64());
-            (x.is_nan() && y.is_nan()) || x == y || (x - y).abs() <= atol + rtol * y.abs()
-        })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{InputGrads, Math, Op, Vjp};
+
+    /// The identity, whose recorded derivative is multiplied by `factor`: a broken rule to check.
+    struct ScaledIdentity(Vec<f64>);
+
+    impl Op<f64> for ScaledIdentity {
+        fn name(&self) -> &'static str {
+            "scaled_identity"
+        }
+        fn vjp<M: Math<f64>>(&self, v: Vjp<'_, M>) -> InputGrads<M> {
+            vec![Some(v.grad.mul_const(Tensor::from_vec(self.0.clone(), [self.0.len()])))]
+        }
+    }
+
+    fn check_with_factor(factor: Vec<f64>) -> Result<(), GradcheckError> {
+        let x = Tensor::from_vec(vec![0.5, -1.0, 2.0, 0.25], [4]);
+        gradcheck(|v| v[0].apply(ScaledIdentity(factor.clone()), &[v[0]], v[0].value()), &[x], Default::default())
+    }
+
+    #[test]
+    fn a_correct_rule_passes() {
+        check_with_factor(vec![1.0; 4]).unwrap();
+    }
+
+    #[test]
+    fn a_wrong_rule_fails_at_its_element() {
+        let err = check_with_factor(vec![1.0, 1.0, 1.001, 1.0]).unwrap_err();
+        assert_eq!((err.input, err.index), (0, 2), "{err}");
+    }
+
+    #[test]
+    fn nan_and_infinite_gradients_fail_wherever_they_are() {
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            for at in 0..4 {
+                let mut factor = vec![1.0; 4];
+                factor[at] = bad;
+                // A finite error elsewhere as well, so a comparison that skips NaN would report it.
+                factor[(at + 1) % 4] = 1.5;
+                let err = check_with_factor(factor).unwrap_err();
+                assert_eq!((err.index, err.relative_error), (at, f64::INFINITY), "{bad} at {at}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_non_finite_estimate_fails() {
+        // √x at 0: the central difference reaches √(−h), which is NaN.
+        let x = Tensor::from_vec(vec![1.0, 0.0, 4.0], [3]);
+        let err = gradcheck(|v| v[0].sqrt(), &[x], Default::default()).unwrap_err();
+        assert_eq!(err.index, 1, "{err}");
+        assert!(err.numeric.is_nan());
+    }
 }

@@ -42,7 +42,8 @@
 //! - [`Param`] and [`ParamStore`]: weights that outlive a tape, with dotted names and
 //!   safetensors files.
 //! - [`gradcheck`] and [`gradgradcheck`]: check any function's derivatives against central
-//!   differences.
+//!   differences; [`allclose`] and [`max_relative_error`] compare tensors, failing on any NaN or
+//!   infinity the reference does not have.
 //!
 //! Shape mistakes are programming errors and panic with a message naming the op, the shapes and
 //! what would fit; anything read from outside (parameter files) returns a `Result`.
@@ -53,6 +54,7 @@
 #![warn(missing_docs)]
 
 mod backward;
+mod compare;
 mod element;
 mod gradcheck;
 mod graph;
@@ -66,8 +68,10 @@ mod tape;
 mod tensor;
 
 pub use backward::{GradVars, Gradients};
+pub use compare::{Mismatch, allclose, largest_magnitude, max_relative_error};
 pub use element::Element;
-pub use gradcheck::{GradcheckError, GradcheckOptions, allclose, gradcheck, gradgradcheck};
+pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradgradcheck};
+pub use kernels::{ParallelRuns, parallel_runs};
 pub use math::Math;
 pub use op::{InputGrads, Op, Vjp};
 pub use ops::CrossEntropyOptions;

@@ -61,8 +61,8 @@ pub trait Op<T: Element>: 'static {
 
     /// A fused kernel for the same product on plain tensors, used by `backward()` when it
     /// returns `Some`; `backward_with_graph()` always uses [`Op::vjp`]. A fused kernel must
-    /// compute what `vjp` computes (the engine's tests check each one against it). None by
-    /// default.
+    /// compute what `vjp` computes: each built-in one is checked against its general rule by a
+    /// test in the op's own file. None by default.
     fn fused_vjp(&self, v: &Vjp<'_, Tensor<T>>) -> Option<InputGrads<Tensor<T>>> {
         let _ = v;
         None
@@ -89,5 +89,36 @@ impl<T: Element, O: Op<T>> DynOp<T> for O {
     }
     fn vjp_var<'t>(&self, v: Vjp<'_, Var<'t, T>>) -> InputGrads<Var<'t, T>> {
         self.vjp(v)
+    }
+}
+
+/// Checks a fused first-order rule against its op's general rule, from the op's own test module.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Op, Vjp};
+    use crate::{Tensor, largest_magnitude, max_relative_error};
+
+    /// Asserts that `op.fused_vjp` exists and gives what `op.vjp` gives on tensors, for the
+    /// forward pass `inputs → output`, under a pseudo-random upstream gradient with both signs.
+    /// Errors are measured against each gradient's largest magnitude; NaN or ±∞ fail.
+    #[track_caller]
+    pub(crate) fn assert_fused_rule_matches<O: Op<f64>>(op: &O, inputs: &[Tensor<f64>], output: &Tensor<f64>) {
+        let grad = Tensor::from_fn(output.shape().clone(), |i| ((i * 7919) % 13) as f64 / 6.0 - 1.0);
+        let needs = vec![true; inputs.len()];
+        let v = Vjp { inputs, output, grad: &grad, needs: &needs };
+        let fused = op.fused_vjp(&v).unwrap_or_else(|| panic!("{} has no fused rule", op.name()));
+        let general = op.vjp(v);
+        assert_eq!(fused.len(), general.len(), "{}: one gradient per input", op.name());
+        for (i, (f, g)) in fused.iter().zip(&general).enumerate() {
+            let (f, g) = (f.as_ref().expect("fused gradient"), g.as_ref().expect("general gradient"));
+            let worst = max_relative_error(f, g, largest_magnitude(g).max(1e-300));
+            if let Some(worst) = worst {
+                assert!(
+                    worst.error <= 1e-14,
+                    "{}: input {i}: fused rule differs from the general one at {worst}",
+                    op.name()
+                );
+            }
+        }
     }
 }

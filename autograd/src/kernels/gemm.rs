@@ -97,6 +97,7 @@ pub(crate) fn gemm<T: Element>(a: Operand<'_, T>, b: Operand<'_, T>, out: &mut [
         // One block of rows per thread, so B is packed once per thread. Each output element
         // is computed the same way whichever block it falls in, so the result does not depend
         // on the thread count.
+        super::count(|r| &mut r.split_products);
         let rows = m.div_ceil(threads).next_multiple_of(ROW_TILE);
         out.par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| run(i * rows, block));
     } else {
@@ -130,6 +131,7 @@ pub(crate) fn gemm_batched<T: Element>(
         let b = Operand { data: &b.data[bi * b_len..(bi + 1) * b_len], ..b };
         gemm(a, b, out, true);
     } else if flops >= PARALLEL_FLOPS {
+        super::count(|r| &mut r.batched_products);
         pairs.par_iter().zip(out.par_chunks_mut(out_len)).for_each(one);
     } else {
         pairs.iter().zip(out.chunks_mut(out_len)).for_each(one);

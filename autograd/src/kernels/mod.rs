@@ -13,6 +13,7 @@ pub(crate) mod small_gemm;
 
 use crate::Element;
 use rayon::prelude::*;
+use std::cell::Cell;
 use std::mem::{ManuallyDrop, MaybeUninit};
 
 /// Elements per parallel task. Fixed, so chunk boundaries never depend on the thread count.
@@ -21,11 +22,70 @@ pub(crate) const CHUNK: usize = 1 << 13;
 /// Below this many elements a kernel runs on the calling thread: spawning would cost more.
 pub(crate) const PARALLEL_THRESHOLD: usize = 1 << 15;
 
+/// How many kernels took each of their multi-threaded paths, counted on the thread that called
+/// them. A test reads it before and after a computation to prove that its inputs were large
+/// enough to exercise the parallel code (a determinism test on small inputs proves nothing).
+///
+/// ```
+/// use autograd::{Tensor, parallel_runs};
+/// let before = parallel_runs();
+/// let _ = Tensor::<f32>::ones([1 << 16]).exp();
+/// let ran = parallel_runs() - before;
+/// assert_eq!(ran.elementwise, 1);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParallelRuns {
+    /// Elementwise maps over one, two or three tensors.
+    pub elementwise: u64,
+    /// Row-by-row kernels: softmax, layer norm, cross-entropy, gathers and copies.
+    pub rows: u64,
+    /// Sums and maxima over axes.
+    pub reductions: u64,
+    /// Single matrix products cut into one block per thread.
+    pub split_products: u64,
+    /// Batches of matrix products spread over threads, one product per task.
+    pub batched_products: u64,
+}
+
+impl std::ops::Sub for ParallelRuns {
+    type Output = ParallelRuns;
+    fn sub(self, o: ParallelRuns) -> ParallelRuns {
+        ParallelRuns {
+            elementwise: self.elementwise - o.elementwise,
+            rows: self.rows - o.rows,
+            reductions: self.reductions - o.reductions,
+            split_products: self.split_products - o.split_products,
+            batched_products: self.batched_products - o.batched_products,
+        }
+    }
+}
+
+thread_local! {
+    static PARALLEL_RUNS: Cell<ParallelRuns> = const {
+        Cell::new(ParallelRuns { elementwise: 0, rows: 0, reductions: 0, split_products: 0, batched_products: 0 })
+    };
+}
+
+/// The parallel paths kernels called from this thread have taken so far (see [`ParallelRuns`]).
+pub fn parallel_runs() -> ParallelRuns {
+    PARALLEL_RUNS.with(Cell::get)
+}
+
+/// Counts one run of a parallel path.
+pub(crate) fn count(path: fn(&mut ParallelRuns) -> &mut u64) {
+    PARALLEL_RUNS.with(|c| {
+        let mut runs = c.get();
+        *path(&mut runs) += 1;
+        c.set(runs);
+    });
+}
+
 /// `f` applied to every element, in parallel for large inputs.
 pub(crate) fn map<T: Element>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
     if x.len() < PARALLEL_THRESHOLD {
         x.iter().map(|&v| f(v)).collect()
     } else {
+        count(|r| &mut r.elementwise);
         x.par_iter().with_min_len(CHUNK).map(|&v| f(v)).collect()
     }
 }
@@ -36,6 +96,7 @@ pub(crate) fn zip_map<T: Element>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync
     if a.len() < PARALLEL_THRESHOLD {
         a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
     } else {
+        count(|r| &mut r.elementwise);
         a.par_iter().zip(b.par_iter()).with_min_len(CHUNK).map(|(&x, &y)| f(x, y)).collect()
     }
 }
@@ -46,19 +107,34 @@ pub(crate) fn zip3_map<T: Element>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T
     if a.len() < PARALLEL_THRESHOLD {
         a.iter().zip(b).zip(c).map(|((&x, &y), &z)| f(x, y, z)).collect()
     } else {
+        count(|r| &mut r.elementwise);
         a.par_iter().zip(b.par_iter()).zip(c.par_iter()).with_min_len(CHUNK).map(|((&x, &y), &z)| f(x, y, z)).collect()
     }
 }
 
 /// Runs `f(row_index, row)` for each `row_len`-long row of `out`, in parallel when `out` is large.
 pub(crate) fn for_each_row<E: Send>(out: &mut [E], row_len: usize, f: impl Fn(usize, &mut [E]) + Sync + Send) {
+    for_each_row_costing(out, row_len, row_len, f);
+}
+
+/// Like [`for_each_row`] for rows that each cost `cost` elements of work rather than `row_len`
+/// (a row-wise reduction writes one value per row but reads a whole row of its input): in
+/// parallel when the total work is large.
+pub(crate) fn for_each_row_costing<E: Send>(
+    out: &mut [E],
+    row_len: usize,
+    cost: usize,
+    f: impl Fn(usize, &mut [E]) + Sync + Send,
+) {
     if row_len == 0 {
         return;
     }
-    if out.len() < PARALLEL_THRESHOLD {
+    let rows = out.len() / row_len;
+    if rows.saturating_mul(cost) < PARALLEL_THRESHOLD || rows < 2 {
         out.chunks_mut(row_len).enumerate().for_each(|(i, r)| f(i, r));
     } else {
-        let min_rows = (CHUNK / row_len).max(1);
+        count(|r| &mut r.rows);
+        let min_rows = (CHUNK / cost.max(1)).max(1);
         out.par_chunks_mut(row_len).with_min_len(min_rows).enumerate().for_each(|(i, r)| f(i, r));
     }
 }

@@ -187,6 +187,7 @@ pub(crate) unsafe fn sgemm(
         product.block(0..row_panels, 0..col_panels);
         return;
     }
+    super::count(|r| &mut r.split_products);
     let blocks: Vec<_> = split(row_panels, row_parts)
         .flat_map(|rows| split(col_panels, col_parts).map(move |cols| (rows.clone(), cols)))
         .collect();

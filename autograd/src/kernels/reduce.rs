@@ -5,7 +5,7 @@
 //! reduced index, or for long contiguous rows as fixed-size partials combined in order, so the
 //! result never depends on how the work was spread over threads.
 
-use super::{CHUNK, PARALLEL_THRESHOLD, for_each_row};
+use super::{CHUNK, PARALLEL_THRESHOLD, for_each_row_costing};
 use crate::{Element, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -64,7 +64,7 @@ fn reduce_block<T: Element>(x: &Tensor<T>, first: usize, last: usize, how: Reduc
         if outer == 1 {
             out[0] = reduce_row(data, how);
         } else {
-            for_each_row(&mut out, 1, |o, slot| slot[0] = reduce_row(&data[o * r..(o + 1) * r], how));
+            for_each_row_costing(&mut out, 1, r, |o, slot| slot[0] = reduce_row(&data[o * r..(o + 1) * r], how));
         }
     } else {
         // out[o, :] = fold over j of x[o, j, :], rows accumulated in ascending j.
@@ -81,6 +81,7 @@ fn reduce_block<T: Element>(x: &Tensor<T>, first: usize, last: usize, how: Reduc
             out.chunks_mut(inner).enumerate().for_each(|(o, slot)| accumulate(o, 0, slot));
         } else {
             // Split each output row into fixed column chunks so that one long row still spreads.
+            super::count(|r| &mut r.reductions);
             let cols = CHUNK.min(inner);
             out.par_chunks_mut(inner).enumerate().for_each(|(o, row)| {
                 row.par_chunks_mut(cols).enumerate().for_each(|(c, slot)| accumulate(o, c * cols, slot));
@@ -116,6 +117,7 @@ fn reduce_row<T: Element>(row: &[T], how: Reduce) -> T {
     let partials: Vec<T> = if row.len() < PARALLEL_THRESHOLD {
         row.chunks(CHUNK).map(chunk_fold).collect()
     } else {
+        super::count(|r| &mut r.reductions);
         row.par_chunks(CHUNK).map(chunk_fold).collect()
     };
     partials.into_iter().fold(how.identity(), |a, b| how.combine(a, b))

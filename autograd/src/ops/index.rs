@@ -74,15 +74,15 @@ impl<T: Element> Tensor<T> {
         check_indices("index_select", self.shape(), axis, n, &indices);
         let out_shape = self.shape().with_dim(a, indices.len());
         let data = self.data();
+        let len = indices.len();
+        // Output block r (of `inner` values) is entry indices[r % len] of outer row r / len.
         let fill = |out: &mut [std::mem::MaybeUninit<T>]| {
-            for_each_row(out, indices.len() * inner, |o, row| {
-                for (j, &i) in indices.iter().enumerate() {
-                    let from = (o * n + i) * inner;
-                    write_slice(&mut row[j * inner..(j + 1) * inner], &data[from..from + inner]);
-                }
+            for_each_row(out, inner, |r, block| {
+                let from = ((r / len) * n + indices[r % len]) * inner;
+                write_slice(block, &data[from..from + inner]);
             })
         };
-        // SAFETY: each row is `indices.len()` blocks of `inner`, and every block is written.
+        // SAFETY: the output is whole blocks of `inner`, and every block is written.
         let out = unsafe { filled(out_shape.numel(), fill) };
         Tensor::from_vec(out, out_shape)
     }
@@ -109,13 +109,29 @@ impl<T: Element> Tensor<T> {
         );
         let out_shape = self.shape().with_dim(a, size);
         check_indices("index_add", &out_shape, axis, size, &indices);
+        // sources[starts[i]..starts[i + 1]]: the entries j with indices[j] == i, ascending.
+        let mut starts = vec![0usize; size + 1];
+        for &i in indices.iter() {
+            starts[i + 1] += 1;
+        }
+        for i in 0..size {
+            starts[i + 1] += starts[i];
+        }
+        let mut next = starts.clone();
+        let mut sources = vec![0usize; m];
+        for (j, &i) in indices.iter().enumerate() {
+            sources[next[i]] = j;
+            next[i] += 1;
+        }
         let mut out = vec![T::ZERO; out_shape.numel()];
         let data = self.data();
-        // Entries are added in ascending j for every output row: the order never varies.
-        for_each_row(&mut out, size * inner, |o, row| {
-            for (j, &i) in indices.iter().enumerate() {
+        // Output block r is entry r % size of outer row r / size. Each block sums its sources in
+        // ascending j, so blocks are independent and the order never varies.
+        for_each_row(&mut out, inner, |r, block| {
+            let (o, i) = (r / size, r % size);
+            for &j in &sources[starts[i]..starts[i + 1]] {
                 let from = (o * m + j) * inner;
-                for (acc, &g) in row[i * inner..(i + 1) * inner].iter_mut().zip(&data[from..from + inner]) {
+                for (acc, &g) in block.iter_mut().zip(&data[from..from + inner]) {
                     *acc += g;
                 }
             }

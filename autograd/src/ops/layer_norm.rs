@@ -163,6 +163,19 @@ mod tests {
         }
     }
 
+    /// The one-pass-per-row rule gives what the rule written with `Math` gives.
+    #[test]
+    fn fused_rule_matches_the_general_one() {
+        use super::Normalize;
+        use crate::op::testing::assert_fused_rule_matches;
+        let x = Tensor::from_fn([2, 3, 4], |i| ((i * 13) % 7) as f64 * 0.7 - 2.0);
+        for dims in [1, 2] {
+            let normalized: Vec<usize> = x.dims()[3 - dims..].to_vec();
+            let y = x.layer_norm(&normalized, None, None, 1e-5);
+            assert_fused_rule_matches(&Normalize { dims, eps: 1e-5 }, std::slice::from_ref(&x), &y);
+        }
+    }
+
     #[test]
     #[should_panic(expected = "layer_norm: normalized shape [4] is not a non-empty tail of the input shape [2, 3]")]
     fn wrong_normalized_shape_is_named() {

@@ -193,4 +193,24 @@ mod tests {
             assert!(close(&ls, &comp.value().log()));
         }
     }
+
+    /// The one-pass-per-line rules give what the rules written with `Math` give on the last
+    /// axis, and step aside (the general rule runs) on any other.
+    #[test]
+    fn fused_rules_match_the_general_ones() {
+        use super::{LogSoftmax, Softmax};
+        use crate::op::testing::assert_fused_rule_matches;
+        use crate::{Op, Vjp};
+        let x = Tensor::from_fn([2, 3, 4], |i| ((i * 7) % 5) as f64 * 0.6 - 1.1);
+        for axis in [2, -1] {
+            assert_fused_rule_matches(&Softmax { axis }, std::slice::from_ref(&x), &x.softmax(axis));
+            assert_fused_rule_matches(&LogSoftmax { axis }, std::slice::from_ref(&x), &x.log_softmax(axis));
+        }
+        for axis in [0, 1] {
+            let y = x.softmax(axis);
+            let v = Vjp { inputs: std::slice::from_ref(&x), output: &y, grad: &y, needs: &[true] };
+            assert!(Op::<f64>::fused_vjp(&Softmax { axis }, &v).is_none(), "axis {axis}");
+            assert!(Op::<f64>::fused_vjp(&LogSoftmax { axis }, &v).is_none(), "axis {axis}");
+        }
+    }
 }

@@ -138,11 +138,13 @@ pub fn fixture(name: &str) -> Fixture {
     let series = |prefix: &str| (0..).map_while(|i| get(&format!("{prefix}{i}"))).collect::<Vec<_>>();
     let as_indices = |x: &Tensor<f64>| x.data().iter().map(|&v| v as usize).collect::<Vec<_>>();
     let idx = get("idx");
+    let (inputs, grads) = (series("in"), series("grad"));
+    assert_eq!(grads.len(), inputs.len(), "fixture {name}: {} gradients for {} inputs", grads.len(), inputs.len());
     Fixture {
-        inputs: series("in"),
+        inputs,
         out: get("out").unwrap_or_else(|| panic!("fixture has no {name}.out")),
         up: get("up").unwrap_or_else(|| panic!("fixture has no {name}.up")),
-        grads: series("grad"),
+        grads,
         aux: Aux {
             idx: idx.as_ref().map(as_indices).unwrap_or_default(),
             idx_shape: idx.as_ref().map(|t| t.dims().to_vec()).unwrap_or_default(),

@@ -2,7 +2,7 @@
 //! transpose; batched and broadcast; checked against a float64 reference with a bound that
 //! scales with k, reporting the size, the first bad index and the largest relative error.
 
-use autograd::Tensor;
+use autograd::{Tensor, max_relative_error};
 use rand::SeedableRng;
 
 /// Reference product in f64 of op(a)·op(b) for 2-D operands.
@@ -32,22 +32,42 @@ fn check(m: usize, k: usize, n: usize, ta: bool, tb: bool, rng: &mut rand::rngs:
     let c = a.matmul_t(&b, ta, tb);
     assert_eq!(c.dims(), &[m, n], "m={m} k={k} n={n} ta={ta} tb={tb}");
     let (want, bound) = reference(&a, &b, ta, tb);
-    // f32 accumulation error is at most about k·ε·Σ|aᵢbᵢ|.
-    let tol = |i: usize| 2.0 * (k as f64 + 1.0) * f32::EPSILON as f64 * bound[i] + 1e-30;
-    let bad = c.data().iter().enumerate().find(|&(i, &v)| {
-        let err = (v as f64 - want[i]).abs();
-        err.is_nan() || err > tol(i)
-    });
-    if let Some((i, &v)) = bad {
-        let worst =
-            c.data().iter().zip(&want).map(|(&x, &y)| (x as f64 - y).abs() / y.abs().max(1e-30)).fold(0.0f64, f64::max);
+    if let Some(i) = first_bad(c.data(), &want, &bound, k) {
+        let got = Tensor::from_vec(c.data().iter().map(|&v| v as f64).collect(), [m * n]);
+        let worst = max_relative_error(&got, &Tensor::from_vec(want.clone(), [m * n]), 1e-30).expect("non-empty");
         panic!(
-            "matmul m={m} k={k} n={n} ta={ta} tb={tb}: first bad index {i} (row {}, col {}): {v} vs {}; \
-             largest relative error {worst:.2e}",
+            "matmul m={m} k={k} n={n} ta={ta} tb={tb}: first bad index {i} (row {}, col {}): {} vs {}; \
+             largest relative error at {worst}",
             i / n.max(1),
             i % n.max(1),
+            c.data()[i],
             want[i]
         );
+    }
+}
+
+/// The first element outside f32's accumulation error, at most about k·ε·Σ|aᵢbᵢ|; NaN and ±∞
+/// are always outside it.
+fn first_bad(got: &[f32], want: &[f64], bound: &[f64], k: usize) -> Option<usize> {
+    let tol = |i: usize| 2.0 * (k as f64 + 1.0) * f32::EPSILON as f64 * bound[i] + 1e-30;
+    // NaN is never within the tolerance, and an infinite `got` makes the error infinite.
+    got.iter().enumerate().position(|(i, &v)| {
+        let err = (v as f64 - want[i]).abs();
+        err.is_nan() || err > tol(i)
+    })
+}
+
+#[test]
+fn the_check_fails_on_nan_and_infinity() {
+    let want = [1.0, -2.0, 3.0];
+    let bound = [1.0, 2.0, 3.0];
+    assert_eq!(first_bad(&[1.0, -2.0, 3.0], &want, &bound, 4), None);
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for at in 0..3 {
+            let mut got = [1.0f32, -2.0, 3.0];
+            got[at] = bad;
+            assert_eq!(first_bad(&got, &want, &bound, 4), Some(at), "{bad} at {at}");
+        }
     }
 }
 

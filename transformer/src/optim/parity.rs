@@ -3,7 +3,7 @@
 //! PyTorch's parameters within 1e-5 relative.
 
 use super::{Adam, AdamConfig, AdamW, Noam, Optimizer, Schedule, Sgd, SgdConfig, clip_grad_norm};
-use autograd::{ParamStore, Tape, Tensor};
+use autograd::{ParamStore, Tape, Tensor, allclose, max_relative_error};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -63,9 +63,11 @@ impl Fixture {
 #[track_caller]
 fn assert_close(what: &str, got: &Tensor<f32>, want: &Tensor<f32>) {
     assert_eq!(got.shape(), want.shape(), "{what}: shapes differ");
-    for (i, (&g, &w)) in got.data().iter().zip(want.data()).enumerate() {
-        assert!((g - w).abs() <= ATOL + RTOL * w.abs(), "{what}[{i}]: got {g}, PyTorch has {w}");
-    }
+    assert!(
+        allclose(got, want, RTOL.into(), ATOL.into()),
+        "{what}: {} (PyTorch's value second)",
+        max_relative_error(got, want, ATOL.into()).expect("a mismatch is in a non-empty tensor")
+    );
 }
 
 /// Runs `case` for five steps and compares every parameter after every step with PyTorch's.
