@@ -84,6 +84,9 @@ fn main() -> std::io::Result<()> {
     std::fs::write(&dot_path, tape.to_dot())?;
 
     // ANCHOR: mlp_backward
+    // Backward frees each intermediate value once no gradient rule needs it any more (as
+    // PyTorch frees saved tensors), so read the values you want to keep first.
+    let (e, hidden_value) = (error.value(), hidden.value()); // (4, 1), (4, 5)
     let nodes_before = tape.len();
     let grads = loss.backward();
     // A plain backward pass computes on tensors and records nothing new on the tape.
@@ -102,10 +105,9 @@ fn main() -> std::io::Result<()> {
     //   dloss/de  = 2e/N
     //   dloss/db2 = Σ over the batch of 2e/N         (b2 was added to every row)
     //   dloss/dw2 = hiddenᵀ · (2e/N)                 (the matmul rule)
-    let e = error.value(); // (4, 1)
     let de = e.mul_scalar(2.0 / 4.0); // (4, 1)
     let db2_by_hand = de.sum(&[0], false); // (1,)
-    let dw2_by_hand = hidden.value().transpose(0, 1).matmul(&de); // (5, 4)·(4, 1) = (5, 1)
+    let dw2_by_hand = hidden_value.transpose(0, 1).matmul(&de); // (5, 4)·(4, 1) = (5, 1)
     // f32 sums in a different order round differently, so compare within a relative 1e-6.
     assert!(allclose(&grads[b2], &db2_by_hand, 1e-6, 1e-7), "{} vs {}", grads[b2], db2_by_hand);
     assert!(allclose(&grads[w2], &dw2_by_hand, 1e-6, 1e-7), "{} vs {}", grads[w2], dw2_by_hand);

@@ -34,13 +34,15 @@ fn main() {
     let d2y_dx2 = dy_dx.sum_all().backward_with_graph()[x];
     assert_eq!(d2y_dx2.value().to_vec(), vec![-6.0, 3.0, 12.0]); // 6x
 
-    // And once more, with a plain backward at the end since we stop here: d³/dx³ x³ = 6.
+    // And once more, with a plain backward at the end since we stop here: d³/dx³ x³ = 6. A
+    // plain backward frees the intermediate values it used, so read the ones to print first.
+    let (first, second) = (dy_dx.value(), d2y_dx2.value());
     let d3y_dx3 = d2y_dx2.sum_all().backward()[x].clone();
     assert_eq!(d3y_dx3.to_vec(), vec![6.0, 6.0, 6.0]);
     // ANCHOR_END: grad_of_grad
     println!("x       = {}", x.value());
-    println!("dy/dx   = {}   (3x²)", dy_dx.value());
-    println!("d²y/dx² = {}   (6x)", d2y_dx2.value());
+    println!("dy/dx   = {first}   (3x²)");
+    println!("d²y/dx² = {second}   (6x)");
     println!("d³y/dx³ = {}   (6)", d3y_dx3);
     println!(
         "The forward pass and its sum took {nodes_after_forward} nodes; two recorded backward passes made it {}.",

@@ -1,9 +1,10 @@
 //! The backward pass: one reverse scan of the tape, on tensors (`backward`) or recorded on the
 //! tape itself (`backward_with_graph`), sharing one loop.
 
+use crate::memory::PeakTracker;
 use crate::op::{DynOp, Vjp};
 use crate::tape::Origin;
-use crate::{Element, Math, Param, Tape, Tensor, Var};
+use crate::{Element, Math, Param, ParamStore, Tape, Tensor, Var};
 use std::collections::HashMap;
 use std::ops::Index;
 use std::panic::Location;
@@ -14,11 +15,16 @@ trait Backend<'t, T: Element>: Math<T> {
     fn call(op: &dyn DynOp<T>, v: Vjp<'_, Self>) -> Vec<Option<Self>>;
     /// Adds two gradient contributions; may reuse `acc`'s buffer.
     fn accumulate(acc: Self, more: Self) -> Self;
+    /// The tensor itself, on the fast path (for memory accounting).
+    fn as_tensor(&self) -> Option<&Tensor<T>>;
 }
 
 impl<'t, T: Element> Backend<'t, T> for Tensor<T> {
     fn node(tape: &'t Tape<T>, id: usize) -> Self {
-        tape.with_node(id, |n| n.value.clone())
+        match tape.with_node(id, |n| n.value.clone().ok_or_else(|| n.freed_message(id))) {
+            Ok(value) => value,
+            Err(freed) => panic!("backward: a gradient rule needs a value an earlier pass freed: {freed}"),
+        }
     }
     fn call(op: &dyn DynOp<T>, v: Vjp<'_, Self>) -> Vec<Option<Self>> {
         op.vjp_tensor(v)
@@ -29,6 +35,9 @@ impl<'t, T: Element> Backend<'t, T> for Tensor<T> {
             *a += b;
         }
         acc
+    }
+    fn as_tensor(&self) -> Option<&Tensor<T>> {
+        Some(self)
     }
 }
 
@@ -41,6 +50,9 @@ impl<'t, T: Element> Backend<'t, T> for Var<'t, T> {
     }
     fn accumulate(acc: Self, more: Self) -> Self {
         acc + more
+    }
+    fn as_tensor(&self) -> Option<&Tensor<T>> {
+        None
     }
 }
 
@@ -57,7 +69,17 @@ enum Status {
 
 // ANCHOR: scan
 /// Scans nodes `root..=0` in reverse, returning the gradient of every node that keeps one.
-fn scan<'t, T: Element, B: Backend<'t, T>>(tape: &'t Tape<T>, root: usize, seed: B) -> (Vec<Option<B>>, Vec<Status>) {
+///
+/// With `free`, each intermediate value the backward pass used is dropped as soon as the scan
+/// has passed it: every rule that reads it (its own, and those of the ops using it, which come
+/// later on the tape) has run by then.
+#[track_caller]
+fn scan<'t, T: Element, B: Backend<'t, T>>(
+    tape: &'t Tape<T>,
+    root: usize,
+    seed: B,
+    free: bool,
+) -> (Vec<Option<B>>, Vec<Status>) {
     let statuses: Vec<Status> = tape.with_nodes(|nodes| {
         nodes[..=root]
             .iter()
@@ -73,39 +95,83 @@ fn scan<'t, T: Element, B: Backend<'t, T>>(tape: &'t Tape<T>, root: usize, seed:
     if statuses[root] == Status::Untracked {
         return (grads, statuses);
     }
+    let check = tape.checks_finite();
+    let mut memory = tape.tracks_memory().then(|| PeakTracker::of_values(tape));
+    let mut used = vec![false; root + 1];
+    if let (Some(m), Some(seed)) = (memory.as_mut(), footprint(&seed)) {
+        m.hold(seed);
+    }
     grads[root] = Some(seed);
     for id in (0..=root).rev() {
-        let Some(g) = grads[id].take() else { continue };
-        let (origin, inputs) = tape.with_node(id, |n| (n.origin.clone(), n.inputs.clone()));
-        let Origin::Op(op) = origin else {
-            grads[id] = Some(g);
-            continue;
-        };
-        let needs: Vec<bool> = inputs.iter().map(|&i| statuses[i] != Status::Untracked).collect();
-        let input_values: Vec<B> = inputs.iter().map(|&i| B::node(tape, i)).collect();
-        let output = B::node(tape, id);
-        let input_grads = B::call(op.as_ref(), Vjp { inputs: &input_values, output: &output, grad: &g, needs: &needs });
-        for (k, (&input, gi)) in inputs.iter().zip(input_grads).enumerate() {
-            if !needs[k] {
+        if let Some(g) = grads[id].take() {
+            let (origin, inputs) = tape.with_node(id, |n| (n.origin.clone(), n.inputs.clone()));
+            let Origin::Op(op) = origin else {
+                grads[id] = Some(g);
                 continue;
+            };
+            let needs: Vec<bool> = inputs.iter().map(|&i| statuses[i] != Status::Untracked).collect();
+            let input_values: Vec<B> = inputs.iter().map(|&i| B::node(tape, i)).collect();
+            let output = B::node(tape, id);
+            tape.in_rule.set(check);
+            let input_grads =
+                B::call(op.as_ref(), Vjp { inputs: &input_values, output: &output, grad: &g, needs: &needs });
+            tape.in_rule.set(false);
+            used[id] = true;
+            for (k, (&input, gi)) in inputs.iter().zip(input_grads).enumerate() {
+                used[input] = true;
+                if !needs[k] {
+                    continue;
+                }
+                let gi = gi.unwrap_or_else(|| no_derivative(tape, op.as_ref(), id, k));
+                let want = tape.with_node(input, |n| n.shape.clone());
+                if gi.shape() != want {
+                    wrong_shape(tape, op.as_ref(), id, k, &gi.shape(), &want);
+                }
+                if check {
+                    crate::check::check_gradient(tape, id, k, &gi.value(), &g.value());
+                }
+                let previous = grads[input].take();
+                let (new, old) = (footprint(&gi), previous.as_ref().and_then(footprint));
+                if let (Some(m), Some(new)) = (memory.as_mut(), new) {
+                    m.hold(new);
+                }
+                let sum = match previous {
+                    Some(acc) => B::accumulate(acc, gi),
+                    None => gi,
+                };
+                if let (Some(m), Some(new), Some(old)) = (memory.as_mut(), new, old) {
+                    // The sum replaces both terms (often in the earlier one's buffer).
+                    m.hold(footprint(&sum).expect("a tensor"));
+                    m.release(new.0);
+                    m.release(old.0);
+                }
+                grads[input] = Some(sum);
             }
-            let gi = gi.unwrap_or_else(|| no_derivative(tape, op.as_ref(), id, k));
-            let want = tape.with_node(input, |n| n.value.shape().clone());
-            if gi.shape() != want {
-                wrong_shape(tape, op.as_ref(), id, k, &gi.shape(), &want);
+            if statuses[id] == Status::Kept {
+                grads[id] = Some(g);
+            } else if let (Some(m), Some((key, _))) = (memory.as_mut(), footprint(&g)) {
+                m.release(key);
             }
-            grads[input] = Some(match grads[input].take() {
-                Some(acc) => B::accumulate(acc, gi),
-                None => gi,
-            });
         }
-        if statuses[id] == Status::Kept {
-            grads[id] = Some(g);
+        let is_op = tape.with_node(id, |n| matches!(n.origin, Origin::Op(_)));
+        if free && used[id] && is_op && id != root {
+            let value = tape.free_value(id);
+            if let (Some(m), Some(value)) = (memory.as_mut(), value) {
+                m.release(value.buffer_key());
+            }
         }
+    }
+    if let Some(m) = memory {
+        tape.backward_peak.set(Some(m.peak));
     }
     (grads, statuses)
 }
-// ANCHOR_END: scan
+// ANCHOR_END: scan// ANCHOR_END: scan
+
+/// A gradient's buffer and bytes on the fast path (`None` for a recorded gradient).
+fn footprint<'t, T: Element, B: Backend<'t, T>>(g: &B) -> Option<(usize, usize)> {
+    g.as_tensor().map(|t| (t.buffer_key(), t.bytes()))
+}
 
 fn no_derivative<T: Element>(tape: &Tape<T>, op: &dyn DynOp<T>, id: usize, input: usize) -> ! {
     let loc = tape.with_node(id, |n| n.location);
@@ -155,6 +221,11 @@ impl<'t, T: Element> Var<'t, T> {
     /// Gradients of a value used several times are summed before its own rule runs. Only
     /// leaves (and values marked with [`Var::retain_grad`]) keep their gradients.
     ///
+    /// To keep memory low, backward frees each intermediate value it used as soon as no rule
+    /// still to run needs it, like PyTorch freeing saved tensors: afterwards the tape keeps its
+    /// leaves, the loss, and values backward did not use. Reading a freed value panics and says
+    /// so; read what you need before backward, or call [`Var::backward_retain_graph`].
+    ///
     /// ```
     /// use autograd::{Tape, Tensor};
     /// // d/dw mean((w·x − y)²) for one sample: 2(wx − y)·x
@@ -168,12 +239,36 @@ impl<'t, T: Element> Var<'t, T> {
     /// ```
     ///
     /// # Panics
-    /// If `self` holds more than one value.
+    /// If `self` holds more than one value, or a value it needs was freed by an earlier
+    /// backward pass.
     #[track_caller]
     pub fn backward(self) -> Gradients<T> {
-        check_root(&self, "backward");
+        self.gradients("backward", true)
+    }
+
+    /// Like [`Var::backward`], but keeps every value on the tape (PyTorch's
+    /// `retain_graph=True`), so intermediate values can still be read and backward run again.
+    ///
+    /// ```
+    /// use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::scalar(3.0));
+    /// let y = x * x;
+    /// let first = (y * 2.0).backward_retain_graph();
+    /// let second = (y * 3.0).backward(); // y's value is still there
+    /// assert_eq!((first[x].item(), second[x].item()), (12.0, 18.0));
+    /// ```
+    #[track_caller]
+    pub fn backward_retain_graph(self) -> Gradients<T> {
+        self.gradients("backward_retain_graph", false)
+    }
+
+    #[track_caller]
+    fn gradients(self, what: &str, free: bool) -> Gradients<T> {
+        check_root(&self, what);
         let seed = Tensor::ones(self.shape());
-        let (mut grads, statuses) = scan(self.tape, self.id, seed);
+        let (mut grads, statuses) = scan(self.tape, self.id, seed, free);
+        let reached: Vec<bool> = grads.iter().map(Option::is_some).collect();
         // A tracked leaf the loss does not depend on has a zero gradient, not a missing one.
         for (id, g) in grads.iter_mut().enumerate() {
             if statuses[id] == Status::Kept && g.is_none() {
@@ -183,6 +278,7 @@ impl<'t, T: Element> Var<'t, T> {
         Gradients {
             grads,
             statuses,
+            reached,
             locations: self.tape.with_nodes(|n| n[..=self.id].iter().map(|n| n.location).collect()),
             params: self.tape.param_nodes(),
         }
@@ -208,7 +304,7 @@ impl<'t, T: Element> Var<'t, T> {
     pub fn backward_with_graph(self) -> GradVars<'t, T> {
         check_root(&self, "backward_with_graph");
         let seed = self.tape.constant(Tensor::ones(self.shape()));
-        let (mut grads, statuses) = scan(self.tape, self.id, seed);
+        let (mut grads, statuses) = scan(self.tape, self.id, seed, false);
         for (id, g) in grads.iter_mut().enumerate() {
             if statuses[id] == Status::Kept && g.is_none() {
                 *g = Some(self.tape.constant(Tensor::zeros(Var { tape: self.tape, id }.shape())));
@@ -222,6 +318,9 @@ impl<'t, T: Element> Var<'t, T> {
 pub struct Gradients<T: Element = f32> {
     grads: Vec<Option<Tensor<T>>>,
     statuses: Vec<Status>,
+    /// Whether a gradient reached the node (a tracked leaf the loss does not depend on gets
+    /// zeros without being reached).
+    reached: Vec<bool>,
     locations: Vec<&'static Location<'static>>,
     params: HashMap<u64, usize>,
 }
@@ -242,6 +341,131 @@ impl<T: Element> Gradients<T> {
 
     fn explain(&self, id: usize) -> String {
         explain(&self.statuses, id, self.locations.get(id).copied())
+    }
+
+    /// Which parameters of `store` got no useful gradient from this backward pass: none at all
+    /// (never put on the tape, or not on the path to the loss), an all-zero one, or one holding
+    /// NaN or ±∞. An optimizer would silently skip or zero-update them.
+    ///
+    /// ```
+    /// use autograd::{ParamStore, Tape, Tensor};
+    /// let mut store = ParamStore::<f32>::new();
+    /// let w = store.insert("w".into(), Tensor::ones([2]));
+    /// let unused = store.insert("unused".into(), Tensor::ones([2]));
+    /// let tape = Tape::new();
+    /// let (_, w) = (tape.param(&unused), tape.param(&w));
+    /// let grads = (w * w).sum_all().backward();
+    /// let coverage = grads.coverage(&store);
+    /// assert_eq!(coverage.problems.len(), 1);
+    /// assert_eq!(coverage.problems[0].name, "unused");
+    /// ```
+    pub fn coverage(&self, store: &ParamStore<T>) -> CoverageReport {
+        let problems = store
+            .iter()
+            .filter_map(|p| {
+                let problem = match self.params.get(&p.id()) {
+                    None => GradientProblem::NotOnTape,
+                    Some(&id) if id >= self.reached.len() => GradientProblem::AfterLoss,
+                    Some(&id) if self.statuses[id] == Status::Untracked => GradientProblem::Untracked,
+                    Some(&id) if !self.reached[id] => GradientProblem::NotReached,
+                    Some(&id) => {
+                        let g = self.grads[id].as_ref().expect("a reached parameter has a gradient");
+                        match crate::check::nonfinite(g.data()) {
+                            Some((index, count)) => {
+                                GradientProblem::NonFinite { index, count, value: g.data()[index].to_f64() }
+                            }
+                            None if g.data().iter().all(|&v| v == T::ZERO) => GradientProblem::AllZero,
+                            None => return None,
+                        }
+                    }
+                };
+                Some(ParamProblem { name: p.name().to_string(), numel: p.shape().numel(), problem })
+            })
+            .collect();
+        CoverageReport { params: store.len(), problems }
+    }
+}
+
+/// The parameters of a store that got no useful gradient, made by [`Gradients::coverage`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CoverageReport {
+    /// How many parameters the store holds.
+    pub params: usize,
+    /// The parameters with a problem, in the store's order.
+    pub problems: Vec<ParamProblem>,
+}
+
+/// One parameter in a [`CoverageReport`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamProblem {
+    /// Its dotted name in the store.
+    pub name: String,
+    /// Its number of elements.
+    pub numel: usize,
+    /// What is wrong with its gradient.
+    pub problem: GradientProblem,
+}
+
+/// Why a parameter's gradient is of no use.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GradientProblem {
+    /// It was never put on the tape (`tape.param`) before the loss.
+    NotOnTape,
+    /// It was put on the tape after the loss was computed.
+    AfterLoss,
+    /// It was put on the tape under `no_grad`, so nothing is tracked through it.
+    Untracked,
+    /// It is on the tape, but the loss does not depend on it: unused, or used only through a
+    /// `detach()` or a `no_grad` scope.
+    NotReached,
+    /// Its gradient is exactly zero everywhere.
+    AllZero,
+    /// Its gradient holds NaN or ±∞: `count` values, the first `value` at flat index `index`.
+    NonFinite {
+        /// The first non-finite element.
+        index: usize,
+        /// How many are not finite.
+        count: usize,
+        /// The first one: NaN, inf or -inf.
+        value: f64,
+    },
+}
+
+impl CoverageReport {
+    /// True if every parameter got a finite gradient that is not all zero.
+    pub fn is_complete(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl std::fmt::Display for GradientProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GradientProblem::NotOnTape => write!(f, "no gradient: never put on the tape before the loss"),
+            GradientProblem::AfterLoss => write!(f, "no gradient: put on the tape after the loss"),
+            GradientProblem::Untracked => write!(f, "no gradient: put on the tape under no_grad"),
+            GradientProblem::NotReached => {
+                write!(f, "no gradient: the loss does not depend on it (unused, detached, or under no_grad)")
+            }
+            GradientProblem::AllZero => write!(f, "gradient is all zeros"),
+            GradientProblem::NonFinite { index, count, value } => {
+                write!(f, "gradient holds {value} at index {index} ({count} values not finite)")
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for CoverageReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.problems.is_empty() {
+            return write!(f, "all {} parameters got a finite, non-zero gradient", self.params);
+        }
+        write!(f, "{} of {} parameters got no useful gradient:", self.problems.len(), self.params)?;
+        let width = self.problems.iter().map(|p| p.name.chars().count()).max().unwrap_or(0);
+        for p in &self.problems {
+            write!(f, "\n  {:<width$}  {}", p.name, p.problem)?;
+        }
+        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 /// `%3 = mul(%1, %2) [2, 3]` plus, for leaves, their kind and name.
 fn node_head<T: Element>(id: usize, node: &Node<T>) -> String {
-    let shape = node.value.shape();
+    let shape = &node.shape;
     match &node.origin {
         Origin::Leaf { kind, name } => {
             let kind = match kind {
@@ -32,7 +32,7 @@ fn node_head<T: Element>(id: usize, node: &Node<T>) -> String {
 /// A source location as `file:line`. Paths inside the workspace are already relative
 /// (`autograd/src/ops/arith.rs`); absolute ones (a dependency's) are cut to the part from its
 /// `src/`, `tests/`, `examples/` or `benches/` folder.
-fn short_location(loc: &std::panic::Location<'_>) -> String {
+pub(crate) fn short_location(loc: &std::panic::Location<'_>) -> String {
     let file = loc.file().replace('\\', "/");
     let file = if file.starts_with('/') {
         ["/src/", "/tests/", "/examples/", "/benches/"]
@@ -90,7 +90,7 @@ impl<T: Element> Tape<T> {
             let mut out =
                 String::from("digraph tape {\n  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=11];\n");
             for (id, n) in nodes.iter().enumerate() {
-                let shape = n.value.shape();
+                let shape = &n.shape;
                 let (label, style) = match &n.origin {
                     Origin::Leaf { kind, name } => {
                         let name = name.as_deref().map(|s| format!(" {s}")).unwrap_or_default();

@@ -54,12 +54,14 @@
 #![warn(missing_docs)]
 
 mod backward;
+mod check;
 mod compare;
 mod element;
 mod gradcheck;
 mod graph;
 mod kernels;
 mod math;
+mod memory;
 mod op;
 mod ops;
 mod param;
@@ -67,12 +69,14 @@ mod shape;
 mod tape;
 mod tensor;
 
-pub use backward::{GradVars, Gradients};
+pub use backward::{CoverageReport, GradVars, GradientProblem, Gradients, ParamProblem};
+pub use check::{GradientOf, NonFiniteReport, Phase, catch_nonfinite};
 pub use compare::{Mismatch, allclose, largest_magnitude, max_relative_error};
 pub use element::Element;
 pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradgradcheck};
 pub use kernels::{ParallelRuns, parallel_runs};
 pub use math::Math;
+pub use memory::{MemoryReport, MemoryUse};
 pub use op::{InputGrads, Op, Vjp};
 pub use ops::CrossEntropyOptions;
 pub use param::{Param, ParamPath, ParamStore, StoreError, StoreErrorKind};

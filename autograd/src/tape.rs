@@ -28,6 +28,14 @@ pub struct Tape<T: Element = f32> {
     grad_enabled: Cell<bool>,
     /// Param id → node id, so a parameter used twice in a step is one leaf.
     params: RefCell<HashMap<u64, usize>>,
+    /// Check every value for NaN and ±∞ as it is recorded or computed by backward.
+    check_finite: Cell<bool>,
+    /// Record the peak bytes held during each backward pass.
+    track_memory: Cell<bool>,
+    /// The peak of the last backward pass, when tracked.
+    pub(crate) backward_peak: Cell<Option<usize>>,
+    /// Set while backward records a rule: its values are checked once, as the gradient.
+    pub(crate) in_rule: Cell<bool>,
 }
 
 /// How a node came to be.
@@ -52,10 +60,26 @@ pub(crate) enum LeafKind {
 pub(crate) struct Node<T: Element> {
     pub origin: Origin<T>,
     pub inputs: SmallVec<[usize; 3]>,
-    pub value: Tensor<T>,
+    /// The value, until `backward` frees it (see [`Var::backward`]).
+    pub value: Option<Tensor<T>>,
+    /// The value's shape, kept when the value is freed.
+    pub shape: Shape,
     pub requires_grad: bool,
     pub retain_grad: bool,
     pub location: &'static Location<'static>,
+}
+
+impl<T: Element> Node<T> {
+    /// Why node `id` has no value any more.
+    pub fn freed_message(&self, id: usize) -> String {
+        format!(
+            "{} ({}): this value was freed by backward(), which releases each intermediate value \
+             as soon as no gradient rule needs it; read it before backward(), or differentiate \
+             with backward_retain_graph() to keep every value",
+            crate::graph::node_line(id, self),
+            crate::graph::short_location(self.location)
+        )
+    }
 }
 
 /// A handle to a value on a tape: small, `Copy`, and the thing models compute with.
@@ -76,8 +100,19 @@ impl<T: Element> Default for Tape<T> {
 
 impl<T: Element> Tape<T> {
     /// An empty tape with gradient tracking on.
+    ///
+    /// The finite-value check ([`Tape::set_check_finite`]) starts on when the environment
+    /// variable `AUTOGRAD_CHECK` is `1`.
     pub fn new() -> Self {
-        Tape { nodes: RefCell::new(Vec::new()), grad_enabled: Cell::new(true), params: RefCell::default() }
+        Tape {
+            nodes: RefCell::new(Vec::new()),
+            grad_enabled: Cell::new(true),
+            params: RefCell::default(),
+            check_finite: Cell::new(crate::check::enabled_by_environment()),
+            track_memory: Cell::new(false),
+            backward_peak: Cell::new(None),
+            in_rule: Cell::new(false),
+        }
     }
 
     /// Puts `value` on the tape as a leaf whose gradient will be computed.
@@ -155,7 +190,8 @@ impl<T: Element> Tape<T> {
         self.push(Node {
             origin: Origin::Leaf { kind, name },
             inputs: SmallVec::new(),
-            value,
+            shape: value.shape().clone(),
+            value: Some(value),
             requires_grad,
             retain_grad: false,
             location: Location::caller(),
@@ -172,17 +208,54 @@ impl<T: Element> Tape<T> {
         self.push(Node {
             origin: Origin::Op(op),
             inputs: inputs.iter().map(|v| v.id).collect(),
-            value,
+            shape: value.shape().clone(),
+            value: Some(value),
             requires_grad,
             retain_grad: false,
             location: Location::caller(),
         })
     }
 
+    #[track_caller]
     fn push(&self, node: Node<T>) -> Var<'_, T> {
+        if self.check_finite.get() && !self.in_rule.get() {
+            let id = self.len();
+            crate::check::check_recorded(self, id, &node);
+        }
         let mut nodes = self.nodes.borrow_mut();
         nodes.push(node);
         Var { tape: self, id: nodes.len() - 1 }
+    }
+
+    /// Turns the finite-value check on or off for what is recorded from now on. While it is on,
+    /// every value an op records is checked for NaN and ±∞ as it is recorded, and every gradient
+    /// as backward computes it; the first one found stops the computation with a
+    /// [`NonFiniteReport`](crate::NonFiniteReport) naming the op and the source line (see
+    /// [`catch_nonfinite`](crate::catch_nonfinite)). Off by default, unless the environment
+    /// variable `AUTOGRAD_CHECK` is `1`; it costs a pass over each value.
+    pub fn set_check_finite(&self, on: bool) {
+        self.check_finite.set(on);
+    }
+
+    /// True if the finite-value check is on.
+    pub fn checks_finite(&self) -> bool {
+        self.check_finite.get()
+    }
+
+    /// Turns on or off the measurement of the peak memory held during each backward pass,
+    /// reported by [`Tape::memory`]. Off by default: it costs a hash-map update per value.
+    pub fn set_track_memory(&self, on: bool) {
+        self.track_memory.set(on);
+    }
+
+    /// True if backward passes measure their peak memory.
+    pub fn tracks_memory(&self) -> bool {
+        self.track_memory.get()
+    }
+
+    /// Drops node `id`'s value (backward does this once no rule needs it).
+    pub(crate) fn free_value(&self, id: usize) -> Option<Tensor<T>> {
+        self.nodes.borrow_mut()[id].value.take()
     }
 
     /// Runs `f` on node `id`. The borrow ends before `f`'s result is used, so nothing holds a
@@ -213,8 +286,9 @@ impl<T: Element> Tape<T> {
     pub fn find_nonfinite(&self) -> Option<String> {
         self.with_nodes(|nodes| {
             nodes.iter().enumerate().find_map(|(id, node)| {
-                let bad = node.value.data().iter().position(|v| !v.is_finite())?;
-                Some(format!("{} holds {} at index {bad}", crate::graph::node_line(id, node), node.value.data()[bad]))
+                let value = node.value.as_ref()?;
+                let bad = value.data().iter().position(|v| !v.is_finite())?;
+                Some(format!("{} holds {} at index {bad}", crate::graph::node_line(id, node), value.data()[bad]))
             })
         })
     }
@@ -234,18 +308,25 @@ impl<T: Element> Drop for NoGradGuard<'_, T> {
 
 impl<'t, T: Element> Var<'t, T> {
     /// The value (a cheap clone sharing the buffer).
+    ///
+    /// # Panics
+    /// If this is an intermediate value that [`Var::backward`] has already freed.
+    #[track_caller]
     pub fn value(&self) -> Tensor<T> {
-        self.tape.with_node(self.id, |n| n.value.clone())
+        match self.tape.with_node(self.id, |n| n.value.clone().ok_or_else(|| n.freed_message(self.id))) {
+            Ok(v) => v,
+            Err(message) => panic!("{message}"),
+        }
     }
 
-    /// The shape of the value.
+    /// The shape of the value (known even after backward has freed it).
     pub fn shape(&self) -> Shape {
-        self.tape.with_node(self.id, |n| n.value.shape().clone())
+        self.tape.with_node(self.id, |n| n.shape.clone())
     }
 
     /// The dimensions of the value.
     pub fn dims(&self) -> Vec<usize> {
-        self.tape.with_node(self.id, |n| n.value.dims().to_vec())
+        self.tape.with_node(self.id, |n| n.shape.dims().to_vec())
     }
 
     /// The node id: this value's index on the tape.

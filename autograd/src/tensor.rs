@@ -200,6 +200,16 @@ impl<T: Element> Tensor<T> {
     pub fn shares_buffer(&self, other: &Tensor<T>) -> bool {
         Arc::ptr_eq(&self.data, &other.data)
     }
+
+    /// Identifies the buffer: equal for tensors that share one.
+    pub(crate) fn buffer_key(&self) -> usize {
+        Arc::as_ptr(&self.data) as usize
+    }
+
+    /// Bytes of the elements.
+    pub(crate) fn bytes(&self) -> usize {
+        std::mem::size_of_val(self.data.as_slice())
+    }
 }
 
 impl<T: Element> fmt::Debug for Tensor<T> {

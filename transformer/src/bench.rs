@@ -3,11 +3,12 @@
 
 use crate::config::ModelConfig;
 use crate::data::Batch;
+use crate::loss::sequence_loss;
 use crate::model::Seq2Seq;
 use crate::nn::Ctx;
 use crate::optim::Adam;
 use crate::train::train_step;
-use autograd::ParamStore;
+use autograd::{MemoryReport, ParamStore, Tape};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
@@ -22,9 +23,13 @@ pub struct BenchResult {
     pub params: usize,
 }
 
-/// Times `steps` training steps (after 3 warm-up steps) of a model built from `cfg` on random
-/// token ids, with dropout as configured and Adam.
-pub fn run(cfg: &ModelConfig, batch_size: usize, src_len: usize, tgt_len: usize, steps: usize) -> BenchResult {
+/// The model (seeded) and one batch of random token ids.
+fn setup(
+    cfg: &ModelConfig,
+    batch_size: usize,
+    src_len: usize,
+    tgt_len: usize,
+) -> (Seq2Seq<f32>, ParamStore<f32>, Batch) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let mut params = ParamStore::new();
     let model = Seq2Seq::new(cfg, &mut params, &mut rng);
@@ -32,7 +37,13 @@ pub fn run(cfg: &ModelConfig, batch_size: usize, src_len: usize, tgt_len: usize,
     let src = (0..batch_size * src_len).map(|_| token()).collect();
     let tgt_in = (0..batch_size * tgt_len).map(|_| token()).collect();
     let tgt_out = (0..batch_size * tgt_len).map(|_| token()).collect();
-    let batch = Batch { batch_size, src_len, tgt_len, src, tgt_in, tgt_out };
+    (model, params, Batch { batch_size, src_len, tgt_len, src, tgt_in, tgt_out })
+}
+
+/// Times `steps` training steps (after 3 warm-up steps) of a model built from `cfg` on random
+/// token ids, with dropout as configured and Adam.
+pub fn run(cfg: &ModelConfig, batch_size: usize, src_len: usize, tgt_len: usize, steps: usize) -> BenchResult {
+    let (model, params, batch) = setup(cfg, batch_size, src_len, tgt_len);
     let mut optimizer = Adam::paper(1e-4);
     let mut ctx = Ctx::train(0);
     let mut times: Vec<f64> = (0..steps + 3)
@@ -50,4 +61,24 @@ pub fn run(cfg: &ModelConfig, batch_size: usize, src_len: usize, tgt_len: usize,
         tokens_per_s: (batch_size * tgt_len) as f64 / median,
         params: params.num_elements(),
     }
+}
+
+/// What the tape of one training step of this benchmark holds: the report at the end of the
+/// forward pass (the loss computed), and the peak bytes during the backward pass.
+pub fn step_memory(cfg: &ModelConfig, batch_size: usize, src_len: usize, tgt_len: usize) -> (MemoryReport, usize) {
+    let (model, _params, batch) = setup(cfg, batch_size, src_len, tgt_len);
+    let tape = Tape::new();
+    tape.set_track_memory(true);
+    let logits = model.forward(
+        &tape,
+        &batch.src,
+        [batch_size, src_len],
+        &batch.tgt_in,
+        [batch_size, tgt_len],
+        &mut Ctx::train(0),
+    );
+    let loss = sequence_loss(logits, &batch.tgt_out, 0.1);
+    let forward = tape.memory();
+    loss.backward();
+    (forward, tape.memory().backward_peak.expect("memory tracking is on"))
 }

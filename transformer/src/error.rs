@@ -8,12 +8,26 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     message: String,
+    /// The run itself failed (training diverged), rather than its input being wrong.
+    run_failed: bool,
 }
 
 impl Error {
     /// An error with a complete message.
     pub fn new(message: impl Into<String>) -> Self {
-        Error { message: message.into() }
+        Error { message: message.into(), run_failed: false }
+    }
+
+    /// A run that started from good input and failed on the way (training diverged); the
+    /// message may span a few lines.
+    pub fn run_failed(message: impl Into<String>) -> Self {
+        Error { message: message.into(), run_failed: true }
+    }
+
+    /// The program's exit status for this error: 2 for bad input (a file, a field, a flag), 1
+    /// for a run that failed.
+    pub fn exit_code(&self) -> u8 {
+        if self.run_failed { 1 } else { 2 }
     }
 
     /// An error about a whole file: `path: message`.

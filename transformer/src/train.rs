@@ -10,7 +10,7 @@ use crate::model::Seq2Seq;
 use crate::nn::Ctx;
 use crate::optim::{Adam, Optimizer, Schedule, WarmupLinear, clip_grad_norm};
 use crate::{Error, Result};
-use autograd::{ParamStore, Tape};
+use autograd::{Gradients, ParamStore, Tape};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use std::io::Write;
@@ -86,19 +86,29 @@ fn metrics_line(step: usize, loss: f64, acc: f64, lr: f32, tokens_per_s: f64, el
     .to_string()
 }
 
-/// Runs one training step and returns (loss, correct, counted).
-pub fn train_step(
+/// What the forward and backward pass of one batch give.
+pub struct StepGradients {
+    /// The mean (label-smoothed) cross-entropy of the batch.
+    pub loss: f64,
+    /// Target tokens whose most likely prediction is right.
+    pub hits: usize,
+    /// Target tokens counted (not padding).
+    pub counted: usize,
+    /// The gradients of the loss.
+    pub grads: Gradients<f32>,
+}
+
+/// The forward pass, the loss and the backward pass of one batch, recorded on `tape` (so the
+/// caller chooses its checks, such as [`Tape::set_check_finite`]).
+pub fn forward_backward(
+    tape: &Tape<f32>,
     model: &Seq2Seq<f32>,
-    params: &ParamStore<f32>,
-    optimizer: &mut dyn Optimizer,
     batch: &Batch,
     label_smoothing: f64,
-    clip_norm: f32,
     ctx: &mut Ctx,
-) -> (f64, usize, usize) {
-    let tape = Tape::new();
+) -> StepGradients {
     let logits = model.forward(
-        &tape,
+        tape,
         &batch.src,
         [batch.batch_size, batch.src_len],
         &batch.tgt_in,
@@ -108,9 +118,42 @@ pub fn train_step(
     let loss = sequence_loss(logits, &batch.tgt_out, label_smoothing);
     let (hits, counted) = token_hits(&logits.value(), &batch.tgt_out);
     let grads = loss.backward();
-    let clip = clip_grad_norm(&grads, params, clip_norm);
-    optimizer.step_scaled(params, &grads, clip.scale);
-    (loss.value().item() as f64, hits, counted)
+    StepGradients { loss: loss.value().item() as f64, hits, counted, grads }
+}
+
+/// Runs one training step (forward, loss, backward, clipping, optimizer) and returns
+/// (loss, correct, counted).
+pub fn train_step(
+    model: &Seq2Seq<f32>,
+    params: &ParamStore<f32>,
+    optimizer: &mut dyn Optimizer,
+    batch: &Batch,
+    label_smoothing: f64,
+    clip_norm: f32,
+    ctx: &mut Ctx,
+) -> (f64, usize, usize) {
+    let step = forward_backward(&Tape::new(), model, batch, label_smoothing, ctx);
+    let clip = clip_grad_norm(&step.grads, params, clip_norm);
+    optimizer.step_scaled(params, &step.grads, clip.scale);
+    (step.loss, step.hits, step.counted)
+}
+
+/// The warning `train` prints after its first step when some parameters got no useful
+/// gradient (see [`Gradients::coverage`]); `None` when all did.
+pub fn coverage_warning(grads: &Gradients<f32>, params: &ParamStore<f32>) -> Option<String> {
+    let coverage = grads.coverage(params);
+    (!coverage.is_complete()).then(|| format!("warning: after the first step, {coverage}"))
+}
+
+/// Re-runs a step whose loss or gradients were not finite with the finite-value check on, and
+/// says where the first NaN or infinity came from.
+fn diagnose(model: &Seq2Seq<f32>, batch: &Batch, label_smoothing: f64, mut ctx: Ctx) -> String {
+    let tape = Tape::new();
+    tape.set_check_finite(true);
+    match autograd::catch_nonfinite(|| forward_backward(&tape, model, batch, label_smoothing, &mut ctx)) {
+        Err(report) => report.to_string(),
+        Ok(_) => "re-running the step with the finite-value check found every value finite".into(),
+    }
 }
 
 /// Exact match of greedy decoding over `examples`, decoded in batches.
@@ -158,13 +201,29 @@ pub fn train(opts: &TrainOptions, train: &[Example], held_out: &[Example]) -> Re
     for step in 1..=opts.steps {
         let batch = batches.next_batch();
         optimizer.set_lr(schedule.lr(step));
-        let (loss, hits, counted) =
-            train_step(&model, &params, &mut optimizer, &batch, opts.label_smoothing, opts.clip_norm, &mut ctx);
-        if !loss.is_finite() {
-            return Err(Error::new(format!(
-                "training diverged at step {step}: the loss is {loss}; try a lower learning rate"
+        let ctx_before = ctx.clone();
+        let StepGradients { loss, hits, counted, grads } =
+            forward_backward(&Tape::new(), &model, &batch, opts.label_smoothing, &mut ctx);
+        let clip = clip_grad_norm(&grads, &params, opts.clip_norm);
+        if !loss.is_finite() || !clip.total_norm.is_finite() {
+            // Nothing of this step is applied: the parameters are still the last good ones.
+            bar.finish_and_clear();
+            let report = diagnose(&model, &batch, opts.label_smoothing, ctx_before);
+            let saved = opts.out.join("model");
+            Checkpoint::save(&saved, &model, &params, &vocab)?;
+            return Err(Error::run_failed(format!(
+                "training diverged at step {step}: the loss is {loss} and the gradient norm {}; \
+                 try a lower learning rate\n{report}\nthe model from before step {step} is saved in {}",
+                clip.total_norm,
+                saved.display()
             )));
         }
+        if step == 1
+            && let Some(warning) = coverage_warning(&grads, &params)
+        {
+            bar.suspend(|| eprintln!("{warning}"));
+        }
+        optimizer.step_scaled(&params, &grads, clip.scale);
         window_loss += loss;
         (window_hits, window_count, window_steps) = (window_hits + hits, window_count + counted, window_steps + 1);
         window_tokens += batch.batch_size * batch.tgt_len;

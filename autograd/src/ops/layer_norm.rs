@@ -153,11 +153,11 @@ mod tests {
         let w = tape.constant(Tensor::from_fn([3, 5], |i| ((i * 5) % 3) as f64 - 0.7));
         let fused = x.layer_norm(&[5], None, None, 1e-5);
         let comp = composed(x, 1e-5);
-        let g1 = (fused * w).sum_all().backward();
-        let g2 = (comp * w).sum_all().backward();
         for (a, b) in fused.value().data().iter().zip(comp.value().data()) {
             assert!((a - b).abs() < 1e-14);
         }
+        let g1 = (fused * w).sum_all().backward();
+        let g2 = (comp * w).sum_all().backward();
         for (a, b) in g1[x].data().iter().zip(g2[x].data()) {
             assert!((a - b).abs() < 1e-13, "{a} vs {b}");
         }

@@ -114,9 +114,10 @@ fn run(shapes: &[Vec<usize>], f: Case) -> (Tensor<f32>, Vec<Tensor<f32>>, Parall
     let w = tape.constant(Tensor::rand_uniform(out.shape(), -1.0, 1.0, &mut rng));
     let loss = (out * w).sum_all();
     let forward = parallel_runs();
+    let value = out.value(); // before backward, which frees it
     let grads = loss.backward();
     let backward = parallel_runs() - forward;
-    (out.value(), xs.iter().map(|&x| grads[x].clone()).collect(), forward - start, backward)
+    (value, xs.iter().map(|&x| grads[x].clone()).collect(), forward - start, backward)
 }
 
 #[test]

@@ -23,6 +23,7 @@ use rand::rngs::StdRng;
 
 /// What a forward pass needs besides its inputs: whether it is training (dropout on) and the
 /// generator dropout draws from.
+#[derive(Clone)]
 pub struct Ctx {
     /// True while training: dropout is applied. False for evaluation and decoding.
     pub training: bool,
