@@ -82,7 +82,8 @@ impl fmt::Display for NonFiniteReport {
             .map(|(s, &ok)| format!("{s} {}", if ok { "finite" } else { "NOT finite" }))
             .collect();
         let inputs = if inputs.is_empty() { "none (a leaf)".to_string() } else { inputs.join(", ") };
-        let what = format!("{} at index {} ({} of {} values)", self.value, self.index, self.count, self.shape.numel());
+        let total = crate::memory::plural(self.shape.numel(), "value");
+        let what = format!("{} at index {} ({} of {total})", self.value, self.index, self.count);
         match (self.phase, self.gradient) {
             (_, None) => {
                 writeln!(f, "non-finite value in the forward pass: {} (%{}) at {}", self.op, self.node, self.location)?;
@@ -118,9 +119,8 @@ pub(crate) fn enabled_by_environment() -> bool {
 /// The index of the first non-finite element and how many there are, or `None` if all are
 /// finite. The common all-finite case is one pass with no early exit, which vectorizes.
 pub(crate) fn nonfinite<T: Element>(data: &[T]) -> Option<(usize, usize)> {
-    let all_finite = |c: &[T]| c.iter().fold(true, |ok, v| ok & v.is_finite());
     let finite =
-        if data.len() < PARALLEL_THRESHOLD { all_finite(data) } else { data.par_chunks(CHUNK).all(all_finite) };
+        if data.len() < PARALLEL_THRESHOLD { T::all_finite(data) } else { data.par_chunks(CHUNK).all(T::all_finite) };
     if finite {
         return None;
     }
@@ -193,8 +193,15 @@ fn inputs_of<T: Element>(tape: &Tape<T>, inputs: &[usize]) -> (Vec<Shape>, Vec<b
 }
 
 /// Checks a node about to be recorded as `id`; stops with a report if its value is not finite.
+/// An op that only moves values needs no scan when its inputs were found finite.
 #[track_caller]
 pub(crate) fn check_recorded<T: Element>(tape: &Tape<T>, id: usize, node: &Node<T>) {
+    if let Origin::Op(op) = &node.origin
+        && op.moves_values()
+        && tape.with_nodes(|nodes| node.inputs.iter().all(|&i| nodes[i].known_finite))
+    {
+        return;
+    }
     let Some(value) = node.value.as_ref() else { return };
     let Some((index, count)) = nonfinite(value.data()) else { return };
     let (input_shapes, inputs_finite) = inputs_of(tape, &node.inputs);

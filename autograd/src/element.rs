@@ -67,6 +67,9 @@ pub trait Element:
     fn is_nan(self) -> bool;
     /// True for neither NaN nor infinite.
     fn is_finite(self) -> bool;
+    /// True if every value is finite: one branch-free pass that vectorizes (the finite-value
+    /// check runs it over every value a step computes).
+    fn all_finite(values: &[Self]) -> bool;
     /// Positive infinity.
     fn infinity() -> Self;
     /// Appends the little-endian bytes of `values` to `out`.
@@ -178,6 +181,20 @@ macro_rules! impl_element {
             #[inline]
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
+            }
+            fn all_finite(values: &[Self]) -> bool {
+                // x − x is exactly 0 for a finite x and NaN for NaN or ±∞, so sixteen running
+                // sums of it stay 0 unless one meets a non-finite value. (Sixteen independent
+                // lanes, because float sums are never reordered into vectors for us.)
+                let mut lanes = [0.0 as $t; 16];
+                let mut chunks = values.chunks_exact(16);
+                for c in &mut chunks {
+                    for (lane, &v) in lanes.iter_mut().zip(c) {
+                        *lane += v - v;
+                    }
+                }
+                let rest: $t = chunks.remainder().iter().map(|&v| v - v).sum();
+                lanes.iter().sum::<$t>() + rest == 0.0
             }
             #[inline]
             fn infinity() -> Self {

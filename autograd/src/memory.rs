@@ -57,12 +57,17 @@ pub(crate) fn human(bytes: usize) -> String {
     }
 }
 
+/// `n noun`, with an `s` unless `n` is 1: `1 value`, `3 values`.
+pub(crate) fn plural(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
 /// Lines shown per table by the report's `Display`.
 const SHOWN: usize = 12;
 
 impl fmt::Display for MemoryReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} values hold {}", self.values, human(self.bytes))?;
+        write!(f, "{} hold {}", plural(self.values, "value"), human(self.bytes))?;
         if self.freed > 0 {
             write!(f, "; backward freed {} more", self.freed)?;
         }
@@ -73,7 +78,7 @@ impl fmt::Display for MemoryReport {
             write!(f, "\n{title}:")?;
             let width = lines.iter().take(SHOWN).map(|l| l.name.chars().count()).max().unwrap_or(0);
             for l in lines.iter().take(SHOWN) {
-                write!(f, "\n  {:<width$}  {:>5} values  {:>10}", l.name, l.values, human(l.bytes))?;
+                write!(f, "\n  {:<width$}  {:>10}  in {}", l.name, human(l.bytes), plural(l.values, "value"))?;
             }
             if lines.len() > SHOWN {
                 let rest: usize = lines[SHOWN..].iter().map(|l| l.bytes).sum();

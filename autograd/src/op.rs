@@ -67,12 +67,21 @@ pub trait Op<T: Element>: 'static {
         let _ = v;
         None
     }
+
+    /// True if every output value is one of the inputs' values or a finite constant, and every
+    /// gradient the rule returns is one of the upstream gradient's values or a finite constant
+    /// (reshape, permute, narrow, pad, concat, relu). The finite-value check then need not scan
+    /// what such an op makes from values it already found finite. False by default.
+    fn moves_values(&self) -> bool {
+        false
+    }
 }
 
 /// The object-safe face of [`Op`] the tape stores: the generic rule instantiated twice.
 pub(crate) trait DynOp<T: Element> {
     fn name(&self) -> &'static str;
     fn attributes(&self) -> String;
+    fn moves_values(&self) -> bool;
     fn vjp_tensor(&self, v: Vjp<'_, Tensor<T>>) -> InputGrads<Tensor<T>>;
     fn vjp_var<'t>(&self, v: Vjp<'_, Var<'t, T>>) -> InputGrads<Var<'t, T>>;
 }
@@ -83,6 +92,9 @@ impl<T: Element, O: Op<T>> DynOp<T> for O {
     }
     fn attributes(&self) -> String {
         Op::attributes(self)
+    }
+    fn moves_values(&self) -> bool {
+        Op::moves_values(self)
     }
     fn vjp_tensor(&self, v: Vjp<'_, Tensor<T>>) -> InputGrads<Tensor<T>> {
         self.fused_vjp(&v).unwrap_or_else(|| self.vjp(v))

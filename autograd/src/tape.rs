@@ -66,6 +66,8 @@ pub(crate) struct Node<T: Element> {
     pub shape: Shape,
     pub requires_grad: bool,
     pub retain_grad: bool,
+    /// The finite-value check found (or proved) the value finite.
+    pub known_finite: bool,
     pub location: &'static Location<'static>,
 }
 
@@ -194,6 +196,7 @@ impl<T: Element> Tape<T> {
             value: Some(value),
             requires_grad,
             retain_grad: false,
+            known_finite: false,
             location: Location::caller(),
         })
     }
@@ -212,15 +215,17 @@ impl<T: Element> Tape<T> {
             value: Some(value),
             requires_grad,
             retain_grad: false,
+            known_finite: false,
             location: Location::caller(),
         })
     }
 
     #[track_caller]
-    fn push(&self, node: Node<T>) -> Var<'_, T> {
+    fn push(&self, mut node: Node<T>) -> Var<'_, T> {
         if self.check_finite.get() && !self.in_rule.get() {
             let id = self.len();
             crate::check::check_recorded(self, id, &node);
+            node.known_finite = true;
         }
         let mut nodes = self.nodes.borrow_mut();
         nodes.push(node);

@@ -57,6 +57,9 @@ enum Command {
         /// Seed for data, initialization and dropout.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Peak learning rate, reached after the warm-up and then decayed linearly to 0.
+        #[arg(long, default_value_t = TrainOptions::default().lr, allow_negative_numbers = true)]
+        lr: f32,
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -165,9 +168,12 @@ fn in_pool<R: Send>(threads: Option<usize>, f: impl FnOnce() -> Result<R> + Send
 
 fn run(command: Command) -> Result<()> {
     match command {
-        Command::Train { task, data, config, steps, batch_size, seed, threads, out } => in_pool(threads, || {
+        Command::Train { task, data, config, steps, batch_size, seed, lr, threads, out } => in_pool(threads, || {
             if batch_size == 0 {
                 return Err(Error::flag("--batch-size", "must be at least 1, found 0"));
+            }
+            if !(lr.is_finite() && lr > 0.0) {
+                return Err(Error::flag("--lr", format!("must be a finite number above 0, found {lr}")));
             }
             if steps == 0 {
                 return Err(Error::flag("--steps", "must be at least 1, found 0"));
@@ -207,7 +213,7 @@ fn run(command: Command) -> Result<()> {
             }
             std::fs::create_dir_all(&out)
                 .map_err(|e| Error::file(&out, format!("cannot create the output directory: {e}")))?;
-            let opts = TrainOptions { model, steps, batch_size, seed, out: out.clone(), ..TrainOptions::default() };
+            let opts = TrainOptions { model, steps, batch_size, seed, lr, out: out.clone(), ..TrainOptions::default() };
             eprintln!(
                 "training on {} ({} examples, {} held out) for {steps} steps of {batch_size}",
                 name,

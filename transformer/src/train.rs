@@ -297,3 +297,37 @@ pub fn plot_loss(path: &Path, curve: &[(usize, f64)]) -> std::result::Result<(),
     root.present()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::coverage_warning;
+    use crate::nn::Linear;
+    use autograd::{ParamStore, Tape, Tensor};
+    use rand::SeedableRng;
+
+    /// A residual stack whose middle layer is deliberately detached: the first-step check of
+    /// `train` names exactly that layer's parameters, and is quiet once the layer is attached.
+    #[test]
+    fn the_coverage_warning_names_a_detached_layer() {
+        let mut params = ParamStore::<f32>::new();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let layers: Vec<Linear> =
+            (0..3).map(|i| Linear::new(4, 4, true, params.prefix(&format!("layers.{i}")), &mut rng)).collect();
+        let warning = |detach: bool| {
+            let tape = Tape::new();
+            let x = tape.constant(Tensor::rand_uniform([5, 4], -1.0, 1.0, &mut rand::rngs::StdRng::seed_from_u64(1)));
+            let h0 = layers[0].forward(&tape, x).relu();
+            let h1 = layers[1].forward(&tape, h0);
+            let h1 = if detach { h1.detach() } else { h1 };
+            let out = layers[2].forward(&tape, h0 + h1);
+            coverage_warning(&(out * out).mean_all().backward(), &params)
+        };
+        let text = warning(true).expect("a warning");
+        assert!(text.starts_with("warning: after the first step, 2 of 6 parameters got no useful gradient:"), "{text}");
+        assert_eq!(
+            text.lines().skip(1).map(|l| l.split_whitespace().next().unwrap()).collect::<Vec<_>>(),
+            ["layers.1.weight", "layers.1.bias"]
+        );
+        assert_eq!(warning(false), None);
+    }
+}

@@ -314,7 +314,10 @@ fn train_a_run_shorter_than_the_warmup() {
     let out = tmp.join("run");
     let args = ["train", "--task", "reverse", "--steps", "80", "--batch-size", "16", "--config"];
     let args: Vec<&str> = args.into_iter().chain([arg(&config), "--out", arg(&out)]).collect();
-    succeeds(tmp.path(), &args, None);
+    let output = run(tmp.path(), &args, None);
+    assert_eq!(output.status, Some(0), "{}", output.report());
+    // Every parameter of the model gets a gradient: the first step's coverage check is quiet.
+    assert!(!output.stderr.contains("warning"), "{}", output.report());
     for file in ["model/config.json", "model/vocab.json", "model/model.safetensors", "metrics.jsonl", "loss.png"] {
         assert!(out.join(file).is_file(), "train wrote no {file}");
     }
@@ -322,6 +325,43 @@ fn train_a_run_shorter_than_the_warmup() {
     let losses: Vec<f64> =
         metrics.lines().filter_map(|line| serde_json::from_str::<Value>(line).ok()?.get("loss")?.as_f64()).collect();
     assert!(losses.len() >= 2 && losses[losses.len() - 1] < losses[0], "the loss did not fall:\n{metrics}");
+}
+
+/// A learning rate far too high makes the loss NaN within a few steps. The program stops before
+/// applying that step, re-runs it with the engine's finite-value check, prints where the first
+/// NaN or infinity came from (op and source line), keeps the last good model and exits with 1.
+#[test]
+fn train_that_diverges_reports_where_and_keeps_the_last_good_model() {
+    let tmp = TempDir::new("diverge");
+    let config = tmp.write("tiny.json", to_json(&tiny_train_config()));
+    let out = tmp.join("run");
+    let args = ["train", "--task", "reverse", "--steps", "30", "--batch-size", "16", "--lr", "1e30", "--config"];
+    let args: Vec<&str> = args.into_iter().chain([arg(&config), "--out", arg(&out)]).collect();
+    let output = run(tmp.path(), &args, None);
+    let report = output.report();
+    assert_eq!(output.status, Some(1), "a diverged run exits with 1\n{report}");
+    assert!(!output.stderr.contains("panicked"), "{report}");
+    assert!(output.stderr.contains("error: training diverged at step "), "{report}");
+    let check = output.stderr.lines().find(|l| l.starts_with("non-finite ")).unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        check.contains(" at transformer/src/") || check.contains(" at autograd/src/"),
+        "names a source line: {check}"
+    );
+    assert!(output.stderr.contains("the model from before step"), "{report}");
+    let weights = std::fs::read(out.join("model/model.safetensors")).expect("the last good model is saved");
+    // Every saved weight is finite: the bad step was not applied.
+    let (header_len, rest) = weights.split_at(8);
+    let header_len = u64::from_le_bytes(header_len.try_into().unwrap()) as usize;
+    let data = &rest[header_len..];
+    assert!(data.chunks_exact(4).all(|b| f32::from_le_bytes(b.try_into().unwrap()).is_finite()), "{report}");
+}
+
+#[test]
+fn train_flags_out_of_range_are_named() {
+    let tmp = TempDir::new("bad-lr");
+    for lr in ["0", "-1", "inf", "NaN"] {
+        fails_cleanly(tmp.path(), &["train", "--steps", "1", "--lr", lr], None, &["--lr", lr]);
+    }
 }
 
 #[test]

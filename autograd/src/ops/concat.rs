@@ -8,6 +8,9 @@ struct Concat {
     axis: isize,
 }
 impl<T: Element> Op<T> for Concat {
+    fn moves_values(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "concat"
     }
@@ -116,7 +119,12 @@ impl<'t, T: Element> Var<'t, T> {
     /// Cuts `axis` into pieces of the given sizes (each piece a narrow).
     #[track_caller]
     pub fn split(self, axis: isize, sizes: &[usize]) -> Vec<Self> {
-        split_ranges("split", &self.shape(), axis, sizes).into_iter().map(|(s, l)| self.narrow(axis, s, l)).collect()
+        let mut parts = Vec::with_capacity(sizes.len());
+        // A loop, not a closure: each narrow is recorded at the caller's line.
+        for (start, len) in split_ranges("split", &self.shape(), axis, sizes) {
+            parts.push(self.narrow(axis, start, len));
+        }
+        parts
     }
 }
 

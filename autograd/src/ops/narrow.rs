@@ -11,6 +11,9 @@ struct Narrow {
     len: usize,
 }
 impl<T: Element> Op<T> for Narrow {
+    fn moves_values(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "narrow"
     }
@@ -31,6 +34,9 @@ struct Pad {
     after: usize,
 }
 impl<T: Element> Op<T> for Pad {
+    fn moves_values(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "pad"
     }

@@ -5,6 +5,9 @@ use crate::{Element, InputGrads, Math, Op, Shape, Tensor, Var, Vjp};
 
 struct Permute(Vec<usize>);
 impl<T: Element> Op<T> for Permute {
+    fn moves_values(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "permute"
     }

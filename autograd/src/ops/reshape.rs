@@ -4,6 +4,9 @@ use crate::{Element, InputGrads, Math, Op, Shape, Tensor, Var, Vjp};
 
 struct Reshape;
 impl<T: Element> Op<T> for Reshape {
+    fn moves_values(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "reshape"
     }

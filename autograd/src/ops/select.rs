@@ -26,11 +26,16 @@ impl<T: Element> Op<T> for Select<T> {
 /// x with `value` where the constant `mask` is nonzero; `mask` broadcasts to x's shape.
 struct MaskedFill<T: Element> {
     mask: Tensor<T>,
+    /// The fill value is finite, so the output holds only x's values and it.
+    fill_finite: bool,
 }
 
 impl<T: Element> Op<T> for MaskedFill<T> {
     fn name(&self) -> &'static str {
         "masked_fill"
+    }
+    fn moves_values(&self) -> bool {
+        self.fill_finite
     }
     // Filled places are constants: the gradient flows only where the mask is zero.
     fn vjp<M: Math<T>>(&self, v: Vjp<'_, M>) -> InputGrads<M> {
@@ -104,6 +109,6 @@ impl<'t, T: Element> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn masked_fill(self, mask: &Tensor<T>, value: T) -> Self {
-        self.unary(MaskedFill { mask: mask.clone() }, |x| x.masked_fill(mask, value))
+        self.unary(MaskedFill { mask: mask.clone(), fill_finite: value.is_finite() }, |x| x.masked_fill(mask, value))
     }
 }

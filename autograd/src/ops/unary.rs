@@ -13,12 +13,18 @@ macro_rules! pointwise {
         forward: |$x:ident| $forward:expr,
         vjp: |$v:ident| $vjp:expr,
         $(fused: |$fx:ident, $fy:ident, $fg:ident| $fused:expr,)?
+        $(moves_values: $moves:literal,)?
     ) => {
         struct $Op;
         impl<T: Element> Op<T> for $Op {
             fn name(&self) -> &'static str {
                 stringify!($method)
             }
+            $(
+                fn moves_values(&self) -> bool {
+                    $moves
+                }
+            )?
             fn vjp<M: Math<T>>(&self, $v: Vjp<'_, M>) -> InputGrads<M> {
                 vec![Some($vjp)]
             }
@@ -112,6 +118,8 @@ pointwise! {
     // d/dx relu x = 1 where x > 0, else 0: a constant mask, so the second derivative is 0
     vjp: |v| v.grad.mul_const(v.inputs[0].value().map(|x| if x > T::ZERO { T::ONE } else { T::ZERO })),
     fused: |x, _y, g| if x > T::ZERO { g } else { T::ZERO },
+    // Its output is x or 0, and its gradient g or 0.
+    moves_values: true,
 }
 
 pointwise! {
