@@ -73,13 +73,16 @@ fn main() -> std::io::Result<()> {
     print!("{}", tape.dump());
     println!("loss =\n{}", loss.value());
 
-    // The tape is a picture too: write it as Graphviz DOT before going on.
+    // The tape is a picture too: draw it before going on.
     // Where: the directory given on the command line, or one in the system's temporary directory.
     let dir = match std::env::args().nth(1) {
         Some(dir) => PathBuf::from(dir),
         None => std::env::temp_dir().join("autograd-examples"),
     };
     std::fs::create_dir_all(&dir)?;
+    // `to_svg` draws it with the engine's own layout; `to_dot` writes it for Graphviz.
+    let svg_path = dir.join("mlp_forward.svg");
+    std::fs::write(&svg_path, tape.to_svg())?;
     let dot_path = dir.join("mlp_forward.dot");
     std::fs::write(&dot_path, tape.to_dot())?;
 
@@ -124,8 +127,8 @@ fn main() -> std::io::Result<()> {
     assert!(grads.get(inputs).is_none());
     // ANCHOR_END: broadcast_check
 
-    println!("\nWrote the network's graph to {}", dot_path.display());
-    println!("Render it with:  dot -Tsvg {} -o mlp_forward.svg", dot_path.display());
+    println!("\nDrew the network's graph in {} (open it in a browser)", svg_path.display());
+    println!("and wrote it for Graphviz in {}", dot_path.display());
     println!("02_tape_and_backward: all checks passed");
     Ok(())
 }

@@ -84,13 +84,15 @@ impl<T: Element> Tape<T> {
     }
 
     /// The tape as a Graphviz graph: leaves are ellipses (parameters shaded), ops are boxes,
-    /// edges run from inputs to the ops that use them. Render with `dot -Tsvg`.
+    /// edges run from inputs to the ops that use them, and each node shows the source line that
+    /// recorded it. Render with `dot -Tsvg`, or draw it without Graphviz with [`Tape::to_svg`].
     pub fn to_dot(&self) -> String {
         self.with_nodes(|nodes| {
             let mut out =
                 String::from("digraph tape {\n  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=11];\n");
             for (id, n) in nodes.iter().enumerate() {
                 let shape = &n.shape;
+                let at = short_location(n.location);
                 let (label, style) = match &n.origin {
                     Origin::Leaf { kind, name } => {
                         let name = name.as_deref().map(|s| format!(" {s}")).unwrap_or_default();
@@ -100,12 +102,15 @@ impl<T: Element> Tape<T> {
                             _ => "style=filled, fillcolor=\"#eeeeee\"",
                         };
                         let kind = format!("{kind:?}").to_lowercase();
-                        (format!("%{id} {kind}{name}\\n{shape}"), format!("shape=ellipse, {fill}"))
+                        (
+                            format!("%{id} {kind}{name}\\n{shape}\\n{at}").replace('"', "\\\""),
+                            format!("shape=ellipse, {fill}"),
+                        )
                     }
                     Origin::Op(op) => {
                         let attrs = op.attributes();
                         let attrs = if attrs.is_empty() { String::new() } else { format!("\\n{attrs}") };
-                        let label = format!("%{id} {}{attrs}\\n{shape}", op.name());
+                        let label = format!("%{id} {}{attrs}\\n{shape}\\n{at}", op.name());
                         let style = if n.requires_grad { "shape=box" } else { "shape=box, color=gray" };
                         (label.replace('"', "\\\""), style.to_string())
                     }

@@ -33,7 +33,8 @@
 //! - [`Tensor`]: a contiguous, row-major buffer shared by cheap clones, with NumPy broadcasting.
 //!   Every op exists on tensors too, so inference needs no tape.
 //! - [`Tape`] and [`Var`]: the record and the `Copy` handles into it. [`Tape::no_grad`] and
-//!   [`Var::detach`] stop gradients; [`Tape::dump`] and [`Tape::to_dot`] draw the graph.
+//!   [`Var::detach`] stop gradients; [`Tape::dump`], [`Tape::to_dot`] and [`Tape::to_svg`] draw
+//!   the graph.
 //! - [`Var::backward`] computes gradients on plain tensors. [`Var::backward_with_graph`] records
 //!   the backward pass on the tape, so gradients can be differentiated again (Hessian-vector
 //!   products, gradient penalties).
@@ -66,6 +67,7 @@ mod op;
 mod ops;
 mod param;
 mod shape;
+mod svg;
 mod tape;
 mod tensor;
 

@@ -3,15 +3,13 @@
 //! got no useful gradient; the memory report says what the tape holds. Reports are snapshots.
 
 use crate::cases::{cases, fixture};
-use autograd::{
-    GradientProblem, InputGrads, Math, NonFiniteReport, Op, ParamStore, Phase, Tape, Tensor, Var, Vjp, catch_nonfinite,
-};
+use autograd::{GradientProblem, InputGrads, Math, Op, ParamStore, Phase, Tape, Tensor, Var, Vjp, catch_nonfinite};
 
-/// `file:line` of the line after the caller's: where the op under test is recorded.
-macro_rules! next_line {
-    () => {
-        format!("tests/tests/engine/diagnostics.rs:{}", line!() + 1)
-    };
+/// `file:line` of the first line of this file that contains `needle`: where an op was recorded.
+fn line_of(needle: &str) -> String {
+    let source = include_str!("diagnostics.rs");
+    let line = source.lines().position(|l| l.contains(needle)).expect("the needle is in this file") + 1;
+    format!("tests/tests/engine/diagnostics.rs:{line}")
 }
 
 /// A test op: the identity, but the gradient it passes back holds a NaN at index 1 when
@@ -54,81 +52,72 @@ fn ramp(dims: &[usize], scale: f64) -> Tensor<f64> {
     Tensor::from_fn(dims, |i| ((i * 37 % 17) as f64 - 8.0) * scale / n as f64)
 }
 
-/// The report with the test file's line numbers replaced by `L`, so that editing this file does
-/// not rewrite the snapshots (the tests check the lines themselves).
-fn stable(report: &NonFiniteReport) -> String {
-    let text = report.to_string();
-    let (mut out, mut rest) = (String::new(), text.as_str());
-    while let Some(at) = rest.find("diagnostics.rs:") {
-        let end = at + "diagnostics.rs:".len();
-        out += &rest[..end];
-        out.push('L');
-        rest = rest[end..].trim_start_matches(|c: char| c.is_ascii_digit());
-    }
-    out + rest
-}
-
 #[test]
 fn a_test_op_that_outputs_nan_is_named_with_its_line() {
     let tape = checked_tape();
     let x = tape.var(ramp(&[2, 3], 1.0));
     let h = x.tanh();
-    let line = next_line!();
     let report = catch_nonfinite(|| poison(h, true, false) * 2.0).unwrap_err();
     assert_eq!((report.phase, report.op.as_str(), report.node), (Phase::Forward, "poison", 2));
-    assert_eq!(report.location, line);
+    assert_eq!(report.location, line_of("poison(h, true, false) * 2.0"));
     assert_eq!((report.index, report.count, report.inputs_finite.as_slice()), (1, 1, &[true][..]));
-    insta::assert_snapshot!("nan_forward_test_op", stable(&report));
+    insta::assert_snapshot!("nan_forward_test_op", report.to_string());
 }
 
 #[test]
 fn a_test_op_whose_rule_makes_nan_is_named_in_backward() {
     let tape = checked_tape();
     let x = tape.var(ramp(&[2, 3], 1.0));
-    let line = next_line!();
     let h = poison(x.exp(), false, true);
     let loss = (h * h).sum_all();
     let report = catch_nonfinite(|| drop(loss.backward())).unwrap_err();
-    assert_eq!((report.phase, report.op.as_str(), report.location.as_str()), (Phase::Backward, "poison", &line[..]));
+    let location = line_of("let h = poison(x.exp(), false, true);");
+    assert_eq!((report.phase, report.op.as_str(), &report.location), (Phase::Backward, "poison", &location));
     let g = report.gradient.expect("a gradient report");
     assert!(g.upstream_finite, "the rule itself made the NaN");
     assert_eq!((g.input, g.node), (0, 1));
-    insta::assert_snapshot!("nan_backward_test_op", stable(&report));
+    insta::assert_snapshot!("nan_backward_test_op", report.to_string());
 }
 
 #[test]
 fn the_log_of_a_negative_number_in_a_small_model_is_named() {
-    let tape = checked_tape();
-    let x = tape.var(ramp(&[4, 3], 1.0));
+    // ANCHOR: nan_forward
+    let tape = Tape::<f64>::new();
+    tape.set_check_finite(true); // or run the program with AUTOGRAD_CHECK=1
+    let x = tape.constant(ramp(&[4, 3], 1.0));
     let w = tape.var(ramp(&[3, 2], 2.0));
     let b = tape.var(Tensor::from_vec(vec![0.1, -2.0], [2]));
-    let h = x.matmul(w) + b;
-    assert!(h.value().data().iter().any(|&v| v < 0.0), "the model should have a negative entry");
-    let line = next_line!();
+    let h = x.matmul(w) + b; // (4, 2), and some entries are negative
     let report = catch_nonfinite(|| h.log().sum_all()).unwrap_err();
-    assert_eq!((report.phase, report.op.as_str(), report.location.as_str()), (Phase::Forward, "log", &line[..]));
+    // ANCHOR_END: nan_forward
+    let location = line_of("catch_nonfinite(|| h.log().sum_all())");
+    assert_eq!((report.phase, report.op.as_str(), &report.location), (Phase::Forward, "log", &location));
     assert!(report.value.is_nan() && report.inputs_finite == [true], "{report}");
-    insta::assert_snapshot!("nan_forward_log", stable(&report));
+    insta::assert_snapshot!("nan_forward_log", report.to_string());
 }
 
 #[test]
 fn an_infinite_gradient_of_a_finite_value_is_named() {
+    // ANCHOR: nan_backward
     // √x at 0 is 0, but its derivative 1/(2√x) is infinite: the forward pass is finite.
-    let tape = checked_tape();
+    let tape = Tape::<f64>::new();
+    tape.set_check_finite(true);
     let x = tape.var(Tensor::from_vec(vec![4.0, 0.0, 1.0], [3]));
-    let line = next_line!();
     let y = x.sqrt();
     let loss = (y * 3.0).sum_all();
     let report = catch_nonfinite(|| drop(loss.backward())).unwrap_err();
-    assert_eq!((report.phase, report.op.as_str(), report.location.as_str()), (Phase::Backward, "sqrt", &line[..]));
+    // ANCHOR_END: nan_backward
+    let location = line_of("let y = x.sqrt();");
+    assert_eq!((report.phase, report.op.as_str(), &report.location), (Phase::Backward, "sqrt", &location));
     assert_eq!((report.index, report.value), (1, f64::INFINITY));
+    insta::assert_snapshot!("nan_backward_sqrt", report.to_string());
     // The recorded backward pass reports the same rule.
     let tape = checked_tape();
     let x = tape.var(Tensor::from_vec(vec![4.0, 0.0, 1.0], [3]));
-    let line = next_line!();
-    let y = x.sqrt();
-    let report = catch_nonfinite(|| drop((y * 3.0).sum_all().backward_with_graph())).unwrap_err();
-    assert_eq!((report.phase, report.op.as_str(), report.location.as_str()), (Phase::Backward, "sqrt", &line[..]));
+    let root = x.sqrt();
+    let report = catch_nonfinite(|| drop((root * 3.0).sum_all().backward_with_graph())).unwrap_err();
+    let location = line_of("let root = x.sqrt();");
+    assert_eq!((report.phase, report.op.as_str(), &report.location), (Phase::Backward, "sqrt", &location));
 }
 
 #[test]
@@ -185,6 +174,7 @@ fn every_op_fed_a_nan_is_named() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+// ANCHOR: coverage_model
 /// A two-layer MLP on parameters, with three broken parameters: one never used, one used only
 /// through `detach()`, and one whose gradient is exactly zero.
 fn mlp_with_gaps(store: &mut ParamStore<f64>) {
@@ -207,14 +197,17 @@ fn mlp_loss<'t>(tape: &'t Tape<f64>, store: &ParamStore<f64>) -> Var<'t, f64> {
     let logits = logits * p("frozen.scale").detach() + p("gate.bias") * 0.0;
     logits.cross_entropy(&[0, 1, 1, 0], Default::default())
 }
+// ANCHOR_END: coverage_model
 
 #[test]
 fn coverage_of_a_small_mlp() {
+    // ANCHOR: coverage
     let mut store = ParamStore::new();
     mlp_with_gaps(&mut store);
     let tape = Tape::new();
     let grads = mlp_loss(&tape, &store).backward();
     let report = grads.coverage(&store);
+    // ANCHOR_END: coverage
     let problems: Vec<(&str, GradientProblem)> = report.problems.iter().map(|p| (p.name.as_str(), p.problem)).collect();
     assert_eq!(
         problems,
@@ -258,14 +251,16 @@ fn coverage_of_one_attention_head() {
 
 #[test]
 fn memory_of_a_small_mlp() {
+    // ANCHOR: memory
     let mut store = ParamStore::new();
     mlp_with_gaps(&mut store);
     let tape = Tape::new();
-    tape.set_track_memory(true);
+    tape.set_track_memory(true); // to measure the peak during backward
     let loss = mlp_loss(&tape, &store);
-    let forward = tape.memory();
+    let forward = tape.memory(); // what the forward pass left on the tape
     let _grads = loss.backward();
-    let after = tape.memory();
+    let after = tape.memory(); // what backward did not free, and its peak
+    // ANCHOR_END: memory
     assert!(after.bytes < forward.bytes && after.freed > 0);
     let peak = after.backward_peak.expect("tracked");
     assert!(peak >= forward.bytes, "the peak includes every forward value: {peak} < {}", forward.bytes);

@@ -94,19 +94,40 @@ fn dot_export() {
     insta::assert_snapshot!("square_plus_dot", tape.to_dot());
 }
 
-/// The DOT files the book renders to docs/images/ (written only when asked:
-/// `AUTOGRAD_WRITE_DOT=docs/images cargo test -p tests dot_files_for_the_book`).
 #[test]
-fn dot_files_for_the_book() {
-    let Ok(dir) = std::env::var("AUTOGRAD_WRITE_DOT") else { return };
-    let write = |name: &str, program: Program, backward: bool| {
+fn svg_export() {
+    let tape = Tape::new();
+    square_plus(&tape);
+    insta::assert_snapshot!("square_plus_svg", tape.to_svg());
+}
+
+/// The graph pictures in the book (docs/images) are drawn by `Tape::to_svg` from the programs
+/// above; this fails when a committed picture is out of date. Redraw them with
+/// `AUTOGRAD_WRITE_PICTURES=1 cargo test -p tests --test engine book_pictures`.
+#[test]
+fn book_pictures_are_current() {
+    let draw = |program: Program, backward: bool| {
         let tape = Tape::new();
         let (x, loss) = program(&tape);
         if backward {
             let _ = loss.backward_with_graph()[x];
         }
-        std::fs::write(format!("{dir}/{name}.dot"), tape.to_dot()).unwrap();
+        tape.to_svg()
     };
-    write("mlp_forward", mlp, false);
-    write("attention_head_backward", attention, true);
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/images");
+    let write = std::env::var("AUTOGRAD_WRITE_PICTURES").is_ok_and(|v| v == "1");
+    let mut stale = Vec::new();
+    for (name, svg) in [("mlp_forward", draw(mlp, false)), ("attention_head_backward", draw(attention, true))] {
+        let path = format!("{dir}/{name}.svg");
+        if write {
+            std::fs::write(&path, &svg).unwrap_or_else(|e| panic!("{path}: {e}"));
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(svg.as_str()) {
+            stale.push(format!("docs/images/{name}.svg"));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "out of date: {}; redraw with AUTOGRAD_WRITE_PICTURES=1 cargo test -p tests --test engine book_pictures",
+        stale.join(", ")
+    );
 }
