@@ -80,7 +80,7 @@ pub use kernels::{ParallelRuns, parallel_runs};
 pub use math::Math;
 pub use memory::{MemoryReport, MemoryUse};
 pub use op::{InputGrads, Op, Vjp};
-pub use ops::CrossEntropyOptions;
+pub use ops::{CrossEntropyOptions, MASKED_SCORE};
 pub use param::{Param, ParamPath, ParamStore, StoreError, StoreErrorKind};
 pub use shape::Shape;
 pub use tape::{NoGradGuard, Tape, Var};

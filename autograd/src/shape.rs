@@ -70,6 +70,14 @@ impl Shape {
         self.broadcast(target).as_ref() == Some(target)
     }
 
+    /// The strides, in elements, that read a tensor of this shape as if broadcast to `target`
+    /// (which it must broadcast to): one per dimension of `target`, 0 where it is broadcast.
+    pub(crate) fn broadcast_strides(&self, target: &Shape) -> SmallVec<[usize; 4]> {
+        let own = self.strides();
+        let pad = target.rank() - self.rank();
+        (0..target.rank()).map(|i| if i < pad || self.0[i - pad] == 1 { 0 } else { own[i - pad] }).collect()
+    }
+
     /// The dimension `i` places from the right, 1 if the shape is shorter.
     fn dim_from_right(&self, i: usize) -> usize {
         if i < self.rank() { self.0[self.rank() - 1 - i] } else { 1 }

@@ -139,6 +139,31 @@ pub(crate) fn for_each_row_costing<E: Send>(
     }
 }
 
+/// Runs `f(row_index, a_row, b_row)` for each pair of `row_len`-long rows of two outputs of one
+/// length, in parallel when they are large.
+pub(crate) fn for_each_row_pair<E: Send>(
+    a: &mut [E],
+    b: &mut [E],
+    row_len: usize,
+    f: impl Fn(usize, &mut [E], &mut [E]) + Sync + Send,
+) {
+    debug_assert_eq!(a.len(), b.len());
+    if row_len == 0 {
+        return;
+    }
+    if a.len() < PARALLEL_THRESHOLD || a.len() / row_len < 2 {
+        a.chunks_mut(row_len).zip(b.chunks_mut(row_len)).enumerate().for_each(|(i, (x, y))| f(i, x, y));
+    } else {
+        count(|r| &mut r.rows);
+        let min_rows = (CHUNK / row_len).max(1);
+        a.par_chunks_mut(row_len)
+            .zip(b.par_chunks_mut(row_len))
+            .with_min_len(min_rows)
+            .enumerate()
+            .for_each(|(i, (x, y))| f(i, x, y));
+    }
+}
+
 /// A vector of `n` elements that `fill` writes, without zeroing the memory first (for outputs
 /// a kernel overwrites anyway, such as a GEMM's).
 ///

@@ -2,12 +2,14 @@
 //! the forward kernel, the vector-Jacobian product and the unit tests side by side.
 
 mod arith;
+mod attention;
 mod broadcast;
 mod concat;
 mod cross_entropy;
 mod dropout;
 mod index;
 mod layer_norm;
+mod linear;
 mod matmul;
 mod narrow;
 mod permute;
@@ -18,6 +20,7 @@ mod select;
 mod softmax;
 mod unary;
 
+pub use attention::MASKED_SCORE;
 pub use cross_entropy::CrossEntropyOptions;
 
 use crate::{Element, Shape, Tensor, Var};

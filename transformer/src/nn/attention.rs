@@ -12,10 +12,6 @@ use autograd::{Element, Param, ParamPath, Tape, Tensor, Var};
 use rand::Rng;
 use std::cell::RefCell;
 
-/// What a masked score is replaced with: far below any real score, yet finite, so a row whose
-/// every key is masked gives uniform weights instead of NaN.
-const MASKED: f64 = -1e30;
-
 /// Multi-head attention with a saved copy of its last attention weights.
 pub struct MultiHeadAttention<T: Element = f32> {
     /// `[3d, d]`: W_Q, W_K, W_V stacked.
@@ -64,36 +60,31 @@ impl<T: Element> MultiHeadAttention<T> {
         ctx: &mut Ctx,
     ) -> Var<'t, T> {
         let (d, h) = (self.d, self.n_heads);
-        let dk = d / h;
         let w = tape.param(&self.in_proj_weight); // (3d, d)
         let b = tape.param(&self.in_proj_bias); // (3d)
-        let [batch, tq, _] = x.dims()[..] else {
-            panic!("attention: queries must be (batch, t, d), got {}", x.shape())
-        };
-        let tk = memory.dims()[1];
+        assert!(x.dims().len() == 3, "attention: queries must be (batch, t, d), got {}", x.shape());
         // Q, K and V each from their rows of the stacked weight: narrowing a [d, d] weight is
         // cheap, where splitting a (batch, t, 3d) product would copy activations forward and
         // pad them back in the backward pass.
         let project = |input: Var<'t, T>, part: usize| {
-            input.matmul_t(w.narrow(0, part * d, d), false, true) + b.narrow(0, part * d, d) // (batch, len, d)
+            input.linear(w.narrow(0, part * d, d), Some(b.narrow(0, part * d, d))) // (batch, len, d)
         };
         let (q, k, v) = (project(x, 0), project(memory, 1), project(memory, 2));
-        let heads = |t: Var<'t, T>, len: usize| t.reshape([batch, len, h, dk]).permute(&[0, 2, 1, 3]); // (batch, h, len, dk)
-        let (q, k, v) = (heads(q, tq), heads(k, tk), heads(v, tk));
-        let scores = q.matmul_t(k, false, true).mul_scalar(T::from_f64(1.0 / (dk as f64).sqrt())); // (batch, h, t_q, t_k)
-        let scores = match mask {
-            Some(m) => scores.masked_fill(m, T::from_f64(MASKED)),
-            None => scores,
-        };
-        let weights = scores.softmax(-1); // (batch, h, t_q, t_k)
-        *self.last_weights.borrow_mut() = Some(weights.value());
+        // softmax(QₕKₕᵀ/√d_k + mask) for each of the h heads of d_k features: split, scaled,
+        // masked and normalized in one op that keeps only the weights.
+        let weights = q.attention_weights(k, h, mask); // (batch, h, t_q, t_k)
+        if !ctx.training {
+            // Kept for reading back (translate draws them); not while training, where they would
+            // hold a step's weights in memory until the next.
+            *self.last_weights.borrow_mut() = Some(weights.value());
+        }
         let weights = self.dropout.forward(weights, ctx);
-        let out = weights.matmul(v); // (batch, h, t_q, dk)
-        let out = out.permute(&[0, 2, 1, 3]).reshape([batch, tq, d]); // (batch, t_q, d)
+        let out = weights.attend(v); // (batch, t_q, d): the heads' Pₕ·Vₕ side by side
         self.out_proj.forward(tape, out)
     }
 
-    /// The attention weights of the last forward pass, `(batch, heads, t_q, t_k)`, before dropout.
+    /// The attention weights of the last forward pass in evaluation mode (`ctx.training` false),
+    /// `(batch, heads, t_q, t_k)`.
     pub fn last_weights(&self) -> Option<Tensor<T>> {
         self.last_weights.borrow().clone()
     }

@@ -39,10 +39,10 @@ impl<T: Element> FeedForward<T> {
     /// `(..., d) → (..., d)`.
     #[track_caller]
     pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>, ctx: &mut Ctx) -> Var<'t, T> {
-        let h = self.linear1.forward(tape, x); // (..., d_ff)
         let h = match self.activation {
-            Activation::Relu => h.relu(),
-            Activation::Gelu => h.gelu(),
+            // One op: the pre-activation values are not kept for the backward pass.
+            Activation::Relu => self.linear1.forward_relu(tape, x), // (..., d_ff)
+            Activation::Gelu => self.linear1.forward(tape, x).gelu(),
         };
         let h = self.dropout.forward(h, ctx);
         self.linear2.forward(tape, h) // (..., d)

@@ -25,10 +25,12 @@ impl<T: Element> Linear<T> {
     /// x·Wᵀ + b.
     #[track_caller]
     pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
-        let y = x.matmul_t(tape.param(&self.weight), false, true); // (..., out)
-        match &self.bias {
-            Some(b) => y + tape.param(b),
-            None => y,
-        }
+        x.linear(tape.param(&self.weight), self.bias.as_ref().map(|b| tape.param(b))) // (..., out)
+    }
+
+    /// max(x·Wᵀ + b, 0), as one op.
+    #[track_caller]
+    pub fn forward_relu<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+        x.linear_relu(tape.param(&self.weight), self.bias.as_ref().map(|b| tape.param(b))) // (..., out)
     }
 }
