@@ -96,6 +96,13 @@ pub fn cases() -> Vec<(&'static str, CaseFn)> {
         ("cross_entropy_3d", |x, a| {
             x[0].cross_entropy(&a.targets, CrossEntropyOptions { ignore_index: None, label_smoothing: 0.2 })
         }),
+        ("linear", |x, _| x[0].linear(x[1], Some(x[2]))),
+        ("linear_no_bias", |x, _| x[0].linear(x[1], None)),
+        ("linear_relu", |x, _| x[0].linear_relu(x[1], Some(x[2]))),
+        ("layer_norm_weight_only", |x, _| x[0].layer_norm(&[5], Some(x[1]), None, 1e-5)),
+        ("attention_weights", |x, _| x[0].attention_weights(x[1], 2, None)),
+        ("attention_weights_masked", |x, a| x[0].attention_weights(x[1], 3, a.mask.as_ref())),
+        ("attend", |x, _| x[0].attend(x[1])),
     ]
 }
 

@@ -91,6 +91,31 @@ fn cases() -> Vec<Row> {
             ROWS,
         ),
         (
+            "linear_relu",
+            vec![vec![8, 64, 96], vec![128, 96], vec![128]],
+            |x| x[0].linear_relu(x[1], Some(x[2])),
+            SPLIT,
+            SPLIT,
+        ),
+        (
+            "layer_norm_affine_fused",
+            vec![vec![256, 300], vec![300], vec![300]],
+            |x| x[0].layer_norm(&[300], Some(x[1]), None, 1e-5) + x[2],
+            ROWS,
+            ROWS,
+        ),
+        (
+            "attention",
+            vec![vec![16, 64, 64], vec![16, 64, 64], vec![16, 64, 64]],
+            |x| {
+                // Each batch entry pads a different number of keys.
+                let mask = Tensor::from_fn([16, 1, 1, 64], |i| ((i % 64) > 48 + i / 64) as u8 as f32);
+                x[0].attention_weights(x[1], 4, Some(&mask)).attend(x[2])
+            },
+            BATCHED,
+            BATCHED,
+        ),
+        (
             "cross_entropy",
             vec![vec![1024, 64]],
             |x| {

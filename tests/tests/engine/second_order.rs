@@ -27,6 +27,12 @@ const TWICE_DIFFERENTIATED: &[&str] = &[
     "layer_norm_affine",
     "layer_norm_two_dims",
     "cross_entropy_ignore_smoothing",
+    "linear",
+    "linear_relu",
+    "layer_norm_weight_only",
+    "attention_weights",
+    "attention_weights_masked",
+    "attend",
 ];
 
 #[test]
