@@ -104,6 +104,30 @@ impl<T: Element, O: Op<T>> DynOp<T> for O {
     }
 }
 
+/// What the tape keeps of an op that no gradient flows through (made under `no_grad`, or from
+/// untracked inputs only): its name and attributes for dumps and reports, and none of the state
+/// its rule would need (a dropout mask, saved indices), which is dropped at once.
+pub(crate) struct Untracked {
+    pub name: &'static str,
+    pub attributes: String,
+    pub moves_values: bool,
+}
+
+impl<T: Element> Op<T> for Untracked {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn attributes(&self) -> String {
+        self.attributes.clone()
+    }
+    fn moves_values(&self) -> bool {
+        self.moves_values
+    }
+    fn vjp<M: Math<T>>(&self, _: Vjp<'_, M>) -> InputGrads<M> {
+        unreachable!("backward never runs the rule of a node no gradient flows through")
+    }
+}
+
 /// Checks a fused first-order rule against its op's general rule, from the op's own test module.
 #[cfg(test)]
 pub(crate) mod testing {

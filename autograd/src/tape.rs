@@ -1,6 +1,6 @@
 //! `Tape` and `Var`: the arena that records operations, and the handles models compute with.
 
-use crate::op::DynOp;
+use crate::op::{DynOp, Untracked};
 use crate::{Element, Op, Param, Shape, Tensor};
 use smallvec::SmallVec;
 use std::cell::{Cell, RefCell};
@@ -154,7 +154,9 @@ impl<T: Element> Tape<T> {
     }
 
     /// Turns gradient tracking off until the guard is dropped, like `torch.no_grad()`. Values are
-    /// still computed and recorded, but nothing created meanwhile requires a gradient.
+    /// still computed and recorded, but nothing created meanwhile requires a gradient, and ops
+    /// keep none of the state their gradient rules would need (masks, saved indices): the tape
+    /// holds only the values.
     ///
     /// ```
     /// use autograd::{Tape, Tensor};
@@ -208,6 +210,13 @@ impl<T: Element> Tape<T> {
         for v in inputs {
             assert!(std::ptr::eq(v.tape, self), "{}: an input belongs to another tape", op.name());
         }
+        // Backward will never run this node's rule: keep its name, not the state the rule needs,
+        // so that inference under no_grad holds only the values themselves.
+        let op: Rc<dyn DynOp<T>> = if requires_grad {
+            op
+        } else {
+            Rc::new(Untracked { name: op.name(), attributes: op.attributes(), moves_values: op.moves_values() })
+        };
         self.push(Node {
             origin: Origin::Op(op),
             inputs: inputs.iter().map(|v| v.id).collect(),
@@ -387,5 +396,28 @@ impl<T: Element> Tape<T> {
     /// Param id → node id for every parameter put on this tape.
     pub(crate) fn param_nodes(&self) -> HashMap<u64, usize> {
         self.params.borrow().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Tape, Tensor};
+
+    /// An op no gradient flows through keeps its name for dumps, not the state its rule would
+    /// need: under no_grad, masked_fill does not hold on to its mask.
+    #[test]
+    fn untracked_ops_keep_no_state() {
+        let tape = Tape::<f32>::new();
+        let x = tape.var(Tensor::ones([2, 3]));
+        let mask = Tensor::from_vec(vec![1.0, 0.0, 0.0], [3]);
+        let tracked = x.masked_fill(&mask, -1.0);
+        assert_eq!(mask.holders(), 2, "a tracked op keeps its mask for its rule");
+        let untracked = {
+            let _guard = tape.no_grad();
+            x.masked_fill(&mask, -1.0)
+        };
+        assert_eq!(mask.holders(), 2, "the untracked op dropped its copy");
+        assert_eq!(untracked.value().to_vec(), tracked.value().to_vec());
+        assert!(tape.dump().lines().nth(2).unwrap().starts_with("%2 = masked_fill(%0) [2, 3]"), "{}", tape.dump());
     }
 }

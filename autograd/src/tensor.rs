@@ -206,6 +206,12 @@ impl<T: Element> Tensor<T> {
         Arc::as_ptr(&self.data) as usize
     }
 
+    /// How many tensors share this buffer.
+    #[cfg(test)]
+    pub(crate) fn holders(&self) -> usize {
+        Arc::strong_count(&self.data)
+    }
+
     /// Bytes of the elements.
     pub(crate) fn bytes(&self) -> usize {
         std::mem::size_of_val(self.data.as_slice())
