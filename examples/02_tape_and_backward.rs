@@ -87,8 +87,8 @@ fn main() -> std::io::Result<()> {
     std::fs::write(&dot_path, tape.to_dot())?;
 
     // ANCHOR: mlp_backward
-    // Backward frees each intermediate value once no gradient rule needs it any more (as
-    // PyTorch frees saved tensors), so read the values you want to keep first.
+    // Backward frees each intermediate value once no gradient rule needs it any more, so read
+    // the values you want to keep first.
     let (e, hidden_value) = (error.value(), hidden.value()); // (4, 1), (4, 5)
     let nodes_before = tape.len();
     let grads = loss.backward();

@@ -99,7 +99,8 @@ fn scan<'t, T: Element, B: Backend<'t, T>>(
     // With the check: whether each pending gradient is known finite (one checked contribution;
     // a sum of several could overflow, so it is not).
     let mut grad_finite = vec![false; if check { root + 1 } else { 0 }];
-    let mut memory = tape.tracks_memory().then(|| PeakTracker::of_values(tape));
+    // The peak is measured on the fast path only: a recorded pass's gradients are tape values.
+    let mut memory = (tape.tracks_memory() && seed.as_tensor().is_some()).then(|| PeakTracker::of_values(tape));
     let mut used = vec![false; root + 1];
     if let (Some(m), Some(seed)) = (memory.as_mut(), footprint(&seed)) {
         m.hold(seed);
@@ -118,10 +119,10 @@ fn scan<'t, T: Element, B: Backend<'t, T>>(
             let needs: Vec<bool> = inputs.iter().map(|&i| statuses[i] != Status::Untracked).collect();
             let input_values: Vec<B> = inputs.iter().map(|&i| B::node(tape, i)).collect();
             let output = B::node(tape, id);
-            tape.in_rule.set(check);
-            let input_grads =
-                B::call(op.as_ref(), Vjp { inputs: &input_values, output: &output, grad: &g, needs: &needs });
-            tape.in_rule.set(false);
+            let input_grads = {
+                let _in_rule = InRule::enter(tape, check);
+                B::call(op.as_ref(), Vjp { inputs: &input_values, output: &output, grad: &g, needs: &needs })
+            };
             // A rule that only moves a finite upstream gradient around makes finite gradients.
             let scan_grads = check && !(op.moves_values() && grad_finite[id]);
             used[id] = true;
@@ -139,9 +140,7 @@ fn scan<'t, T: Element, B: Backend<'t, T>>(
                     crate::check::check_gradient(tape, id, k, &gi.value(), &g.value());
                 }
                 let previous = grads[input].take();
-                if check {
-                    grad_finite[input] = previous.is_none();
-                }
+                let accumulated = previous.is_some();
                 let (new, old) = (footprint(&gi), previous.as_ref().and_then(footprint));
                 if let (Some(m), Some(new)) = (memory.as_mut(), new) {
                     m.hold(new);
@@ -150,6 +149,13 @@ fn scan<'t, T: Element, B: Backend<'t, T>>(
                     Some(acc) => B::accumulate(acc, gi),
                     None => gi,
                 };
+                if check {
+                    // Two finite parts can overflow when added: the sum is checked too.
+                    if accumulated {
+                        crate::check::check_sum(tape, input, &sum.value());
+                    }
+                    grad_finite[input] = true;
+                }
                 if let (Some(m), Some(new), Some(old)) = (memory.as_mut(), new, old) {
                     // The sum replaces both terms (often in the earlier one's buffer).
                     m.hold(footprint(&sum).expect("a tensor"));
@@ -172,12 +178,27 @@ fn scan<'t, T: Element, B: Backend<'t, T>>(
             }
         }
     }
-    if let Some(m) = memory {
-        tape.backward_peak.set(Some(m.peak));
-    }
+    tape.backward_peak.set(memory.map(|m| m.peak));
     (grads, statuses)
 }
-// ANCHOR_END: scan// ANCHOR_END: scan
+// ANCHOR_END: scan
+
+/// Marks the tape as running a gradient rule (the finite-value check then leaves the values the
+/// rule records to the check of its result) until dropped, even if the rule panics.
+struct InRule<'t, T: Element>(&'t Tape<T>);
+
+impl<'t, T: Element> InRule<'t, T> {
+    fn enter(tape: &'t Tape<T>, on: bool) -> Self {
+        tape.in_rule.set(on);
+        InRule(tape)
+    }
+}
+
+impl<T: Element> Drop for InRule<'_, T> {
+    fn drop(&mut self) {
+        self.0.in_rule.set(false);
+    }
+}
 
 /// A gradient's buffer and bytes on the fast path (`None` for a recorded gradient).
 fn footprint<'t, T: Element, B: Backend<'t, T>>(g: &B) -> Option<(usize, usize)> {
@@ -233,9 +254,11 @@ impl<'t, T: Element> Var<'t, T> {
     /// leaves (and values marked with [`Var::retain_grad`]) keep their gradients.
     ///
     /// To keep memory low, backward frees each intermediate value it used as soon as no rule
-    /// still to run needs it, like PyTorch freeing saved tensors: afterwards the tape keeps its
-    /// leaves, the loss, and values backward did not use. Reading a freed value panics and says
-    /// so; read what you need before backward, or call [`Var::backward_retain_graph`].
+    /// still to run needs it: afterwards the tape keeps its leaves, the loss, and values backward
+    /// did not use. This goes further than PyTorch, which frees only what it saved for backward
+    /// while the tensors you hold stay readable: here a freed value can be neither read nor used
+    /// in a new op. Reading one panics and says so; read what you need before backward, or call
+    /// [`Var::backward_retain_graph`].
     ///
     /// ```
     /// use autograd::{Tape, Tensor};

@@ -19,6 +19,9 @@ pub enum Phase {
     Forward,
     /// In a gradient a vector-Jacobian product computed.
     Backward,
+    /// In the sum of the gradients of a value used by several ops: each part was finite, and
+    /// adding them overflowed.
+    Accumulation,
 }
 
 /// Where the first NaN or ±∞ appeared, and what led to it. Made by the finite-value check
@@ -85,6 +88,19 @@ impl fmt::Display for NonFiniteReport {
         let total = crate::memory::plural(self.shape.numel(), "value");
         let what = format!("{} at index {} ({} of {total})", self.value, self.index, self.count);
         match (self.phase, self.gradient) {
+            (Phase::Accumulation, _) => {
+                writeln!(
+                    f,
+                    "non-finite gradient in the backward pass: the sum of the gradients flowing into {} (%{}), \
+                     recorded at {}",
+                    self.op, self.node, self.location
+                )?;
+                writeln!(f, "  the sum {} holds {what}", self.shape)?;
+                write!(
+                    f,
+                    "  each gradient added was finite: the value is used by several ops, and their sum overflowed"
+                )
+            }
             (_, None) => {
                 writeln!(f, "non-finite value in the forward pass: {} (%{}) at {}", self.op, self.node, self.location)?;
                 writeln!(f, "  output {} holds {what}", self.shape)?;
@@ -162,23 +178,6 @@ fn stop(report: NonFiniteReport) -> ! {
     panic!("{report}")
 }
 
-/// The op's name and attributes as the dump shows them, or a leaf's kind.
-fn describe_op<T: Element>(node: &Node<T>) -> String {
-    match &node.origin {
-        Origin::Op(op) => {
-            let attrs = op.attributes();
-            if attrs.is_empty() { op.name().to_string() } else { format!("{}[{attrs}]", op.name()) }
-        }
-        Origin::Leaf { kind, name } => {
-            let kind = format!("{kind:?}").to_lowercase();
-            match name {
-                Some(n) => format!("{kind} \"{n}\""),
-                None => kind,
-            }
-        }
-    }
-}
-
 /// Shapes and finiteness of node `id`'s inputs, from the tape.
 fn inputs_of<T: Element>(tape: &Tape<T>, inputs: &[usize]) -> (Vec<Shape>, Vec<bool>) {
     tape.with_nodes(|nodes| {
@@ -208,7 +207,7 @@ pub(crate) fn check_recorded<T: Element>(tape: &Tape<T>, id: usize, node: &Node<
     stop(NonFiniteReport {
         phase: Phase::Forward,
         node: id,
-        op: describe_op(node),
+        op: crate::graph::node_label(node),
         location: crate::graph::short_location(node.location),
         input_shapes,
         inputs_finite,
@@ -216,6 +215,28 @@ pub(crate) fn check_recorded<T: Element>(tape: &Tape<T>, id: usize, node: &Node<
         shape: value.shape().clone(),
         index,
         value: value.data()[index].to_f64(),
+        count,
+    })
+}
+
+/// Checks the sum of the gradients flowing into node `id` (used by several ops), whose parts
+/// were each found finite.
+#[track_caller]
+pub(crate) fn check_sum<T: Element>(tape: &Tape<T>, id: usize, sum: &Tensor<T>) {
+    let Some((index, count)) = nonfinite(sum.data()) else { return };
+    let (op, location) =
+        tape.with_node(id, |n| (crate::graph::node_label(n), crate::graph::short_location(n.location)));
+    stop(NonFiniteReport {
+        phase: Phase::Accumulation,
+        node: id,
+        op,
+        location,
+        input_shapes: Vec::new(),
+        inputs_finite: Vec::new(),
+        gradient: None,
+        shape: sum.shape().clone(),
+        index,
+        value: sum.data()[index].to_f64(),
         count,
     })
 }
@@ -230,8 +251,8 @@ pub(crate) fn check_gradient<T: Element>(
     upstream: &Tensor<T>,
 ) {
     let Some((index, count)) = nonfinite(grad.data()) else { return };
-    let (op, location, inputs) =
-        tape.with_node(id, |n| (describe_op(n), crate::graph::short_location(n.location), n.inputs.clone()));
+    let (op, location, inputs) = tape
+        .with_node(id, |n| (crate::graph::node_label(n), crate::graph::short_location(n.location), n.inputs.clone()));
     let (input_shapes, inputs_finite) = inputs_of(tape, &inputs);
     stop(NonFiniteReport {
         phase: Phase::Backward,

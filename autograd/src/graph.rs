@@ -1,6 +1,6 @@
 //! Pictures of a tape: a stable text dump (one line a node) and Graphviz DOT.
 
-use crate::tape::{LeafKind, Node, Origin};
+use crate::tape::{Node, Origin};
 use crate::{Element, Tape};
 use std::fmt::Write;
 
@@ -9,12 +9,7 @@ fn node_head<T: Element>(id: usize, node: &Node<T>) -> String {
     let shape = &node.shape;
     match &node.origin {
         Origin::Leaf { kind, name } => {
-            let kind = match kind {
-                LeafKind::Var => "var",
-                LeafKind::Constant => "constant",
-                LeafKind::Param => "param",
-                LeafKind::Detached => "detached",
-            };
+            let kind = kind.as_str();
             match name {
                 Some(n) => format!("%{id} = {kind} \"{n}\" {shape}"),
                 None => format!("%{id} = {kind} {shape}"),
@@ -43,6 +38,19 @@ pub(crate) fn short_location(loc: &std::panic::Location<'_>) -> String {
         file
     };
     format!("{file}:{}", loc.line())
+}
+
+/// An op's name with its attributes, `softmax[axis=-1]`, or a leaf's kind and name,
+/// `param "w"`: how reports name a node.
+pub(crate) fn node_label<T: Element>(node: &Node<T>) -> String {
+    match &node.origin {
+        Origin::Op(op) => {
+            let attrs = op.attributes();
+            if attrs.is_empty() { op.name().to_string() } else { format!("{}[{attrs}]", op.name()) }
+        }
+        Origin::Leaf { kind, name: Some(n) } => format!("{} \"{n}\"", kind.as_str()),
+        Origin::Leaf { kind, name: None } => kind.as_str().to_string(),
+    }
 }
 
 /// One line of the dump, without the gradient flag: used by reports such as NaN finding.
@@ -96,12 +104,8 @@ impl<T: Element> Tape<T> {
                 let (label, style) = match &n.origin {
                     Origin::Leaf { kind, name } => {
                         let name = name.as_deref().map(|s| format!(" {s}")).unwrap_or_default();
-                        let fill = match kind {
-                            LeafKind::Param => "style=filled, fillcolor=\"#cfe2f3\"",
-                            LeafKind::Var => "style=filled, fillcolor=\"#d9ead3\"",
-                            _ => "style=filled, fillcolor=\"#eeeeee\"",
-                        };
-                        let kind = format!("{kind:?}").to_lowercase();
+                        let fill = format!("style=filled, fillcolor=\"{}\"", kind.fill());
+                        let kind = kind.as_str();
                         (
                             format!("%{id} {kind}{name}\\n{shape}\\n{at}").replace('"', "\\\""),
                             format!("shape=ellipse, {fill}"),

@@ -1,7 +1,7 @@
 //! What a tape holds in memory: the bytes of its values, by op and by source line, and the peak
 //! held during the last backward pass.
 
-use crate::tape::{LeafKind, Origin};
+use crate::tape::Origin;
 use crate::{Element, Tape};
 use std::collections::HashMap;
 use std::fmt;
@@ -107,10 +107,7 @@ impl<T: Element> Tape<T> {
                 bytes += b;
                 let op = match &n.origin {
                     Origin::Op(op) => op.name().to_string(),
-                    Origin::Leaf { kind: LeafKind::Var, .. } => "var".into(),
-                    Origin::Leaf { kind: LeafKind::Constant, .. } => "constant".into(),
-                    Origin::Leaf { kind: LeafKind::Param, .. } => "param".into(),
-                    Origin::Leaf { kind: LeafKind::Detached, .. } => "detached".into(),
+                    Origin::Leaf { kind, .. } => kind.as_str().to_string(),
                 };
                 for (table, key) in [(&mut by_op, op), (&mut by_location, crate::graph::short_location(n.location))] {
                     let line = table.entry(key.clone()).or_insert(MemoryUse { name: key, values: 0, bytes: 0 });

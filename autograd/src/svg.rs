@@ -17,7 +17,7 @@
 
 use crate::Element;
 use crate::Tape;
-use crate::tape::{LeafKind, Node, Origin};
+use crate::tape::{Node, Origin};
 use std::fmt::Write;
 
 /// Pixels per character of the 11 px label font (a generous average for sans-serif).
@@ -56,12 +56,7 @@ fn describe<T: Element>(id: usize, n: &Node<T>) -> Shape {
     let location = crate::graph::short_location(n.location);
     match &n.origin {
         Origin::Leaf { kind, name } => {
-            let fill = match kind {
-                LeafKind::Param => "#cfe2f3",
-                LeafKind::Var => "#d9ead3",
-                _ => "#eeeeee",
-            };
-            let kind = format!("{kind:?}").to_lowercase();
+            let (fill, kind) = (kind.fill(), kind.as_str());
             let name = name.as_deref().map(|s| format!(" {s}")).unwrap_or_default();
             Shape {
                 lines: vec![format!("%{id} {kind}{name}"), n.shape.to_string(), location],

@@ -56,6 +56,27 @@ pub(crate) enum LeafKind {
     Detached,
 }
 
+impl LeafKind {
+    /// The kind as dumps, pictures and reports name it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            LeafKind::Var => "var",
+            LeafKind::Constant => "constant",
+            LeafKind::Param => "param",
+            LeafKind::Detached => "detached",
+        }
+    }
+
+    /// The fill colour of a leaf in pictures: parameters blue, vars green, the rest grey.
+    pub(crate) fn fill(self) -> &'static str {
+        match self {
+            LeafKind::Param => "#cfe2f3",
+            LeafKind::Var => "#d9ead3",
+            _ => "#eeeeee",
+        }
+    }
+}
+
 /// One recorded value.
 pub(crate) struct Node<T: Element> {
     pub origin: Origin<T>,
@@ -287,7 +308,9 @@ impl<T: Element> Tape<T> {
     }
 
     /// The first node whose value holds a NaN or an infinity, described with the op that made
-    /// it and where in the source it was called; `None` if every value is finite.
+    /// it and where in the source it was called; `None` if every value the tape still holds is
+    /// finite. Backward frees intermediate values, so look before it, or record with the
+    /// finite-value check on ([`Tape::set_check_finite`]), which looks as values are made.
     ///
     /// ```
     /// use autograd::{Tape, Tensor};
@@ -301,7 +324,7 @@ impl<T: Element> Tape<T> {
         self.with_nodes(|nodes| {
             nodes.iter().enumerate().find_map(|(id, node)| {
                 let value = node.value.as_ref()?;
-                let bad = value.data().iter().position(|v| !v.is_finite())?;
+                let (bad, _) = crate::check::nonfinite(value.data())?;
                 Some(format!("{} holds {} at index {bad}", crate::graph::node_line(id, node), value.data()[bad]))
             })
         })
@@ -388,7 +411,10 @@ impl<'t, T: Element> Var<'t, T> {
 
 impl<T: Element> std::fmt::Debug for Var<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Var(%{}, {})", self.id, self.value())
+        match self.tape.with_node(self.id, |n| n.value.clone()) {
+            Some(value) => write!(f, "Var(%{}, {value})", self.id),
+            None => write!(f, "Var(%{}, {}, freed by backward)", self.id, self.shape()),
+        }
     }
 }
 

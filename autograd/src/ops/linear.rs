@@ -34,7 +34,7 @@ impl<T: Element> Op<T> for Linear {
         };
         let (x_shape, w_shape) = (x.shape(), w.shape());
         let (out, inp) = (w_shape[0], w_shape[1]);
-        let rows = x_shape.numel() / inp.max(1);
+        let rows = x_shape.dims()[..x_shape.rank() - 1].iter().product();
         let g2 = g.reshape(&Shape::from([rows, out]));
         let dx = v.needs[0].then(|| g2.matmul_t(w, false, false).reshape(&x_shape));
         let dw = v.needs[1].then(|| g2.matmul_t(&x.reshape(&Shape::from([rows, inp])), true, false));
@@ -96,7 +96,7 @@ impl<T: Element> Tensor<T> {
     fn affine(&self, w: &Tensor<T>, b: Option<&Tensor<T>>, relu: bool) -> Tensor<T> {
         let out_shape = check(self, w, b);
         let (out, inp) = (w.dims()[0], w.dims()[1]);
-        let rows = self.numel() / inp.max(1);
+        let rows = self.dims()[..self.rank() - 1].iter().product();
         let mut y = self.reshape([rows, inp]).matmul_t(w, false, true); // (rows, out)
         if b.is_some() || relu {
             let bias = b.map(Tensor::data);
@@ -181,6 +181,18 @@ mod tests {
                 assert!(crate::allclose(a, b, 1e-13, 1e-13), "{a} vs {b}");
             }
         }
+    }
+
+    /// No input features: every output is the bias, and ∂b still counts the rows, as in PyTorch.
+    #[test]
+    fn no_input_features_give_the_bias() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(Tensor::zeros([3, 0]));
+        let (w, b) = (tape.var(Tensor::zeros([2, 0])), tape.var(Tensor::from_vec(vec![1.0, -1.0], [2])));
+        let y = x.linear(w, Some(b));
+        assert_eq!(y.value().to_vec(), vec![1.0, -1.0, 1.0, -1.0, 1.0, -1.0]);
+        let g = y.sum_all().backward();
+        assert_eq!((g[b].to_vec(), g[x].dims(), g[w].dims()), (vec![3.0, 3.0], &[3, 0][..], &[2, 0][..]));
     }
 
     #[test]

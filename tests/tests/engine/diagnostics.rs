@@ -120,6 +120,33 @@ fn an_infinite_gradient_of_a_finite_value_is_named() {
     assert_eq!((report.phase, report.op.as_str(), &report.location), (Phase::Backward, "sqrt", &location));
 }
 
+/// Two finite gradients of a value used twice can overflow when summed: the sum is checked
+/// too, and the report says so, naming the value.
+#[test]
+fn an_overflowing_sum_of_gradients_is_named() {
+    let tape = checked_tape();
+    let x = tape.named_var("x", Tensor::from_vec(vec![1e-300, 2e-300], [2]));
+    let loss = (x * 1e308).sum_all() + (x * 1e308).sum_all();
+    let report = catch_nonfinite(|| drop(loss.backward())).unwrap_err();
+    assert_eq!((report.phase, report.node, report.op.as_str()), (Phase::Accumulation, 0, "var \"x\""));
+    assert_eq!(report.value, f64::INFINITY);
+    assert!(report.to_string().contains("their sum overflowed"), "{report}");
+}
+
+/// A rule that panics inside a caught unwind does not leave the check switched off.
+#[test]
+fn the_check_survives_a_rule_that_panics() {
+    let tape = checked_tape();
+    let x = tape.var(Tensor::from_vec(vec![1.0, 2.0], [2]));
+    let z = x.exp().sum_all();
+    drop(z.backward()); // frees exp's value
+    // exp's rule reads its value, so a second pass panics inside the rule.
+    let second = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(z.backward_with_graph())));
+    assert!(second.is_err());
+    let report = catch_nonfinite(|| (x * 0.0).log()).unwrap_err();
+    assert_eq!((report.phase, report.op.as_str()), (Phase::Forward, "log"));
+}
+
 #[test]
 fn without_a_catch_the_report_is_the_panic_message() {
     let result = std::panic::catch_unwind(|| {
