@@ -1,5 +1,5 @@
 //! End-to-end tests of the `transformer` program: a short training run whose loss must fall, the
-//! contracts of `eval`, `translate` and `bench` (DESIGN.md, "The command-line program"), and every
+//! contracts of `eval`, `translate` and `bench` (the README, "The `transformer` program"), and every
 //! kind of bad input, which must end with exit status 2, nothing on standard output, and exactly
 //! one line `error: ...` on standard error that names the file, line, field or flag.
 //!
@@ -252,7 +252,7 @@ fn keys(object: &serde_json::Map<String, Value>) -> Vec<&str> {
 }
 
 /// The number of parameters of a model with this config, counted by hand from the tensors that
-/// DESIGN.md lists (PyTorch's names and shapes).
+/// a model directory holds (PyTorch's names and shapes, as `torch.nn.Transformer` names them).
 fn param_count(cfg: &Value) -> u64 {
     let get = |field: &str| cfg[field].as_u64().unwrap_or_else(|| panic!("{field} in {cfg}"));
     let (v, d, ff) = (get("vocab_size"), get("d_model"), get("d_ff"));

@@ -1,6 +1,6 @@
 //! Token sequences, padded batches, and the length-bucketed `Batcher` that feeds training.
 //!
-//! For an example `source → target` (DESIGN.md):
+//! For an example `source → target`:
 //! - encoder input   = chars(source) + `<eos>`
 //! - decoder input   = `<bos>` + chars(target)
 //! - decoder target  = chars(target) + `<eos>`
