@@ -33,6 +33,11 @@ fn heads_last<T: Element, M: Math<T>>(x: &M) -> M {
     x.permute(&[0, 2, 1, 3]).reshape(&Shape::from([b, t, h * dk]))
 }
 
+/// 1/√d_k, the factor on the scores of `heads` heads sharing `d` features.
+fn score_scale(d: usize, heads: usize) -> f64 {
+    1.0 / ((d / heads) as f64).sqrt()
+}
+
 /// 1 where the mask lets a query see a key, 0 where it hides it.
 fn keep<T: Element>(mask: &Tensor<T>) -> Tensor<T> {
     mask.map(|m| if m != T::ZERO { T::ZERO } else { T::ONE })
@@ -178,7 +183,7 @@ impl<T: Element> Tensor<T> {
     #[track_caller]
     pub fn attention_weights(&self, k: &Tensor<T>, heads: usize, mask: Option<&Tensor<T>>) -> Tensor<T> {
         let [b, tq, tk, d] = check_weights(self, k, heads, mask);
-        let scale = T::from_f64(1.0 / ((d / heads) as f64).sqrt());
+        let scale = T::from_f64(score_scale(d, heads));
         let mut scores = heads_first(self, heads).matmul_t(&heads_first(k, heads), false, true); // (b, h, t_q, t_k)
         let mask = mask.map(|m| RowMask::new(m, [b, heads, tq, tk]));
         let masked = T::from_f64(MASKED_SCORE);
@@ -230,7 +235,7 @@ impl<'t, T: Element> Var<'t, T> {
     pub fn attention_weights(self, k: Var<'t, T>, heads: usize, mask: Option<&Tensor<T>>) -> Self {
         let value = self.value().attention_weights(&k.value(), heads, mask);
         let d = self.dims()[2];
-        let op = AttentionWeights { heads, scale: 1.0 / ((d / heads) as f64).sqrt(), mask: mask.cloned() };
+        let op = AttentionWeights { heads, scale: score_scale(d, heads), mask: mask.cloned() };
         Var::record(self.tape, op, &[self, k], value)
     }
 
