@@ -30,7 +30,7 @@ impl<T: Element> Op<T> for Softplus {
     // output y, that is also e^(β(x − y)): one exp of values we already have, and no overflow.
     fn vjp<M: Math<T>>(&self, v: Vjp<'_, M>) -> InputGrads<M> {
         let x = &v.inputs[0];
-        let slope = x.sub(v.output).mul_scalar(T::from_f64(self.beta)).exp();
+        let slope = x.sub(v.output).mul_scalar(self.beta).exp();
         // The chain rule: scale the incoming gradient by the local slope. One input, one entry.
         vec![Some(v.grad.mul(&slope))]
     }

@@ -373,6 +373,23 @@ impl<T: Element> Gradients<T> {
         self.grads.get(*self.params.get(&p.id())?)?.as_ref()
     }
 
+    /// The gradient of a parameter, to change in place (clipping, scaling, noise), or `None`
+    /// if it has none. Like writing to `p.grad` in PyTorch; a gradient shared with another
+    /// tensor is copied first, so nothing else sees the change.
+    ///
+    /// ```
+    /// use autograd::{ParamStore, Tape, Tensor};
+    /// let mut store = ParamStore::<f32>::new();
+    /// let w = store.insert("w".into(), Tensor::ones([2]));
+    /// let tape = Tape::new();
+    /// let mut grads = (tape.param(&w) * 3.0).sum_all().backward();
+    /// grads.param_mut(&w).unwrap().data_mut().iter_mut().for_each(|g| *g *= 0.5);
+    /// assert_eq!(grads.param(&w).unwrap().to_vec(), vec![1.5, 1.5]);
+    /// ```
+    pub fn param_mut(&mut self, p: &Param<T>) -> Option<&mut Tensor<T>> {
+        self.grads.get_mut(*self.params.get(&p.id())?)?.as_mut()
+    }
+
     fn explain(&self, id: usize) -> String {
         explain(&self.statuses, id, self.locations.get(id).copied())
     }

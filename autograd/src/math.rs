@@ -29,11 +29,11 @@ pub trait Math<T: Element>: Clone + Sized {
     /// `-self`.
     fn neg(&self) -> Self;
     /// `self + s`.
-    fn add_scalar(&self, s: T) -> Self;
+    fn add_scalar(&self, s: f64) -> Self;
     /// `self * s`.
-    fn mul_scalar(&self, s: T) -> Self;
+    fn mul_scalar(&self, s: f64) -> Self;
     /// `self ^ p`.
-    fn powf(&self, p: T) -> Self;
+    fn powf(&self, p: f64) -> Self;
     /// e^self.
     fn exp(&self) -> Self;
     /// ln(self).
@@ -76,7 +76,7 @@ pub trait Math<T: Element>: Clone + Sized {
         let shape = self.shape();
         let count: usize =
             axes.iter().map(|&a| shape[shape.resolve_axis(a).expect("mean: axis out of range")]).product();
-        self.sum(axes, keepdim).mul_scalar(T::ONE / T::from_f64(count as f64))
+        self.sum(axes, keepdim).mul_scalar(1.0 / count as f64)
     }
 
     // ANCHOR: sum_to
@@ -102,15 +102,15 @@ pub trait Math<T: Element>: Clone + Sized {
 macro_rules! forward_math {
     ($recv:ident, $ty:ty) => {
         #[track_caller]
-        fn add_scalar(&self, s: T) -> Self {
+        fn add_scalar(&self, s: f64) -> Self {
             <$ty>::add_scalar(self.$recv(), s)
         }
         #[track_caller]
-        fn mul_scalar(&self, s: T) -> Self {
+        fn mul_scalar(&self, s: f64) -> Self {
             <$ty>::mul_scalar(self.$recv(), s)
         }
         #[track_caller]
-        fn powf(&self, p: T) -> Self {
+        fn powf(&self, p: f64) -> Self {
             <$ty>::powf(self.$recv(), p)
         }
         #[track_caller]

@@ -21,29 +21,53 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Writes `config.json`, `vocab.json` and `model.safetensors` into `dir`, creating it.
     pub fn save(dir: &Path, model: &Seq2Seq<f32>, params: &ParamStore<f32>, vocab: &Vocab) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
-        model.cfg.save(&dir.join("config.json"))?;
-        vocab.save(&dir.join("vocab.json"))?;
-        params.save(dir.join("model.safetensors"))?;
-        Ok(())
+        save_dir(dir, |path| model.cfg.save(path), params, vocab)
     }
 
     /// Reads a model directory; every error names the file and what did not fit.
     pub fn load(dir: &Path) -> Result<Checkpoint> {
-        if !dir.is_dir() {
-            return Err(Error::file(dir, "is not a model directory (config.json, vocab.json, model.safetensors)"));
-        }
+        check_dir(dir)?;
         let cfg = ModelConfig::load(&dir.join("config.json"))?;
-        let vocab = Vocab::load(&dir.join("vocab.json"))?;
-        if vocab.len() != cfg.vocab_size {
-            return Err(Error::file(
-                &dir.join("vocab.json"),
-                format!("holds {} tokens, but config.json says vocab_size = {}", vocab.len(), cfg.vocab_size),
-            ));
-        }
+        let vocab = load_vocab(dir, cfg.vocab_size)?;
         let mut params = ParamStore::new();
         let model = Seq2Seq::new(&cfg, &mut params, &mut rand::rngs::StdRng::seed_from_u64(0));
         params.load(dir.join("model.safetensors"))?;
         Ok(Checkpoint { model, params, vocab })
     }
+}
+
+/// Writes a model directory, creating it: `config.json` by `save_config`, then `vocab.json`
+/// and `model.safetensors`. Shared by both model families.
+pub(crate) fn save_dir(
+    dir: &Path,
+    save_config: impl FnOnce(&Path) -> Result<()>,
+    params: &ParamStore<f32>,
+    vocab: &Vocab,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
+    save_config(&dir.join("config.json"))?;
+    vocab.save(&dir.join("vocab.json"))?;
+    params.save(dir.join("model.safetensors"))?;
+    Ok(())
+}
+
+/// An error unless `dir` is a directory.
+pub(crate) fn check_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(Error::file(dir, "is not a model directory (config.json, vocab.json, model.safetensors)"))
+    }
+}
+
+/// `vocab.json` of a model directory, which must hold the `vocab_size` tokens its config says.
+pub(crate) fn load_vocab(dir: &Path, vocab_size: usize) -> Result<Vocab> {
+    let vocab = Vocab::load(&dir.join("vocab.json"))?;
+    if vocab.len() != vocab_size {
+        return Err(Error::file(
+            &dir.join("vocab.json"),
+            format!("holds {} tokens, but config.json says vocab_size = {vocab_size}", vocab.len()),
+        ));
+    }
+    Ok(vocab)
 }

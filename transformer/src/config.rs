@@ -95,30 +95,23 @@ impl ModelConfig {
         self.d_model / self.n_heads
     }
 
+    /// The shape of each encoder and decoder layer.
+    pub fn layer(&self) -> crate::nn::LayerConfig {
+        crate::nn::LayerConfig {
+            d_model: self.d_model,
+            n_heads: self.n_heads,
+            d_ff: self.d_ff,
+            dropout: self.dropout,
+            activation: self.activation,
+            norm_first: self.norm_first,
+            layer_norm_eps: self.layer_norm_eps,
+        }
+    }
+
     /// Checks the values fit together; the error names the field.
     pub fn validate(&self) -> std::result::Result<(), String> {
+        validate_layers(self.vocab_size, &self.layer())?;
         let fail = |field: &str, why: String| Err(format!("field \"{field}\": {why}"));
-        if self.vocab_size < 5 {
-            return fail(
-                "vocab_size",
-                format!("{} is too small: the four special tokens and at least one character", self.vocab_size),
-            );
-        }
-        if self.d_model == 0 {
-            return fail("d_model", "must be positive".into());
-        }
-        if self.n_heads == 0 || !self.d_model.is_multiple_of(self.n_heads) {
-            return fail("n_heads", format!("{} does not divide d_model = {}", self.n_heads, self.d_model));
-        }
-        if self.d_ff == 0 {
-            return fail("d_ff", "must be positive".into());
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return fail("dropout", format!("{} is outside [0, 1)", self.dropout));
-        }
-        if self.layer_norm_eps <= 0.0 || !self.layer_norm_eps.is_finite() {
-            return fail("layer_norm_eps", format!("{} must be a small positive number", self.layer_norm_eps));
-        }
         if self.max_len == 0 {
             return fail("max_len", "must be positive".into());
         }
@@ -156,9 +149,37 @@ impl ModelConfig {
     }
 }
 
+/// Checks the fields both model families share: the vocabulary and the shape of a layer.
+pub(crate) fn validate_layers(vocab_size: usize, layer: &crate::nn::LayerConfig) -> std::result::Result<(), String> {
+    let fail = |field: &str, why: String| Err(format!("field \"{field}\": {why}"));
+    if vocab_size < 5 {
+        return fail(
+            "vocab_size",
+            format!("{vocab_size} is too small: the four special tokens and at least one character"),
+        );
+    }
+    let (d, h) = (layer.d_model, layer.n_heads);
+    if d == 0 {
+        return fail("d_model", "must be positive".into());
+    }
+    if h == 0 || !d.is_multiple_of(h) {
+        return fail("n_heads", format!("{h} does not divide d_model = {d}"));
+    }
+    if layer.d_ff == 0 {
+        return fail("d_ff", "must be positive".into());
+    }
+    if !(0.0..1.0).contains(&layer.dropout) {
+        return fail("dropout", format!("{} is outside [0, 1)", layer.dropout));
+    }
+    if layer.layer_norm_eps <= 0.0 || !layer.layer_norm_eps.is_finite() {
+        return fail("layer_norm_eps", format!("{} must be a small positive number", layer.layer_norm_eps));
+    }
+    Ok(())
+}
+
 /// `field "d_model": invalid type: ...` when the error is inside a field, the plain message
 /// (missing or unknown field, bad syntax) otherwise.
-fn describe_json_error<E: std::fmt::Display>(e: &serde_path_to_error::Error<E>) -> String {
+pub(crate) fn describe_json_error<E: std::fmt::Display>(e: &serde_path_to_error::Error<E>) -> String {
     let path = e.path().to_string();
     if path.is_empty() || path == "." { e.inner().to_string() } else { format!("field \"{path}\": {}", e.inner()) }
 }

@@ -6,7 +6,7 @@
 use crate::data::{BOS, EOS, PAD};
 use crate::loss::argmax;
 use crate::model::{Encoded, Seq2Seq};
-use crate::nn::Ctx;
+use crate::nn::{Ctx, DecoderCache};
 use autograd::{Element, Tape, Tensor};
 
 /// Log-probabilities of the next token at the last position of each row of
@@ -25,47 +25,101 @@ fn next_token_log_probs<T: Element>(logits: &Tensor<T>) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// The encoder's output and source mask for `src` `(batch, s)`, as plain tensors.
-fn encode_once<T: Element>(model: &Seq2Seq<T>, src: &[usize], shape: [usize; 2]) -> (Tensor<T>, Tensor<T>) {
-    let tape = Tape::new();
-    let _no_grad = tape.no_grad();
-    let enc = model.encode(&tape, src, shape, &mut Ctx::eval());
-    (enc.memory.value(), enc.src_mask)
+/// How each decoding step gets its logits: from the keys and values kept in per-layer caches
+/// (only the newest position runs through the decoder), or by running the whole prefix again.
+/// The two give the same logits to the bit; the cache makes a step cost time linear in the
+/// output so far instead of quadratic.
+struct Stepper<'m, T: Element> {
+    model: &'m Seq2Seq<T>,
+    /// The encoder output `(rows, s, d)` and its padding mask `(rows, 1, 1, s)`, one row per
+    /// sequence being decoded.
+    memory: Tensor<T>,
+    src_mask: Tensor<T>,
+    caches: Option<Vec<DecoderCache<T>>>,
+    ctx: Ctx,
+}
+
+impl<'m, T: Element> Stepper<'m, T> {
+    /// Encodes `src` `(rows, s)` once.
+    fn new(model: &'m Seq2Seq<T>, src: &[usize], shape: [usize; 2], cached: bool) -> Self {
+        let tape = Tape::new();
+        let _no_grad = tape.no_grad();
+        let mut ctx = Ctx::eval();
+        let enc = model.encode(&tape, src, shape, &mut ctx);
+        let caches = cached.then(|| model.new_caches());
+        Stepper { model, memory: enc.memory.value(), src_mask: enc.src_mask, caches, ctx }
+    }
+
+    /// Log-probabilities of the next token after each row of `tgt` `(rows, t)`.
+    fn next(&mut self, tgt: &[usize], shape: [usize; 2]) -> Vec<Vec<f64>> {
+        // A fresh tape per step: each step's intermediate values are freed before the next.
+        let tape = Tape::new();
+        let _no_grad = tape.no_grad();
+        let enc = Encoded { memory: tape.constant(self.memory.clone()), src_mask: self.src_mask.clone() };
+        let logits = match &mut self.caches {
+            Some(caches) => self.model.decode_cached(&tape, &enc, tgt, shape, caches, &mut self.ctx),
+            None => self.model.decode(&tape, &enc, tgt, shape, &mut self.ctx),
+        };
+        next_token_log_probs(&logits.value())
+    }
+
+    /// Keeps the sequences `rows` of the last step, in that order, as the rows of the next.
+    fn select_rows(&mut self, rows: &[usize]) {
+        self.memory = self.memory.index_select(0, rows);
+        self.src_mask = self.src_mask.index_select(0, rows);
+        for cache in self.caches.iter_mut().flatten() {
+            cache.select_rows(rows);
+        }
+    }
 }
 
 /// Greedy decoding of a batch of sources (each a list of ids ending in `<eos>`): at every step
-/// the most likely next token. Returns each output without `<bos>` and without `<eos>`.
+/// the most likely next token, with the decoder's keys and values cached. Returns each output
+/// without `<bos>` and without `<eos>`.
 pub fn greedy<T: Element>(model: &Seq2Seq<T>, sources: &[Vec<usize>], max_len: usize) -> Vec<Vec<usize>> {
+    greedy_decode(model, sources, max_len, true).tokens
+}
+
+/// What [`greedy_decode`] gives: the outputs and, for each step, every row's next-token
+/// log-probabilities (`<pad>` and `<bos>` at −∞).
+pub struct Decoded {
+    /// Each output without `<bos>` and `<eos>`.
+    pub tokens: Vec<Vec<usize>>,
+    /// `steps[s][row]`: the log-probabilities step `s` chose from.
+    pub steps: Vec<Vec<Vec<f64>>>,
+}
+
+/// Greedy decoding with the cache on or off (see [`greedy`]); the two give the same result.
+pub fn greedy_decode<T: Element>(model: &Seq2Seq<T>, sources: &[Vec<usize>], max_len: usize, cached: bool) -> Decoded {
     if sources.is_empty() {
-        return Vec::new();
+        return Decoded { tokens: Vec::new(), steps: Vec::new() };
     }
-    let mut ctx = Ctx::eval();
     let batch = sources.len();
     let s = sources.iter().map(Vec::len).max().unwrap_or(0).max(1);
     let src: Vec<usize> =
         sources.iter().flat_map(|x| x.iter().copied().chain(std::iter::repeat_n(PAD, s - x.len()))).collect();
-    let (memory, src_mask) = encode_once(model, &src, [batch, s]);
+    let mut stepper = Stepper::new(model, &src, [batch, s], cached);
     let limit = max_len.min(model.cfg.max_len - 1);
     let mut outputs: Vec<Vec<usize>> = vec![vec![BOS]; batch];
     let mut done = vec![false; batch];
+    let mut steps = Vec::new();
     for t in 1..=limit {
         let tgt: Vec<usize> = outputs.iter().flat_map(|o| o.iter().copied()).collect();
-        // A fresh tape per step: each step's intermediate values are freed before the next.
-        let tape = Tape::new();
-        let _no_grad = tape.no_grad();
-        let enc = Encoded { memory: tape.constant(memory.clone()), src_mask: src_mask.clone() };
-        let logits = model.decode(&tape, &enc, &tgt, [batch, t], &mut ctx).value();
-        for (i, row) in next_token_log_probs(&logits).iter().enumerate() {
+        let log_probs = stepper.next(&tgt, [batch, t]);
+        for (i, row) in log_probs.iter().enumerate() {
             // Finished rows keep growing with padding so every row has length t.
             let next = if done[i] { PAD } else { argmax(row) };
             done[i] |= next == EOS;
             outputs[i].push(next);
         }
+        steps.push(log_probs);
         if done.iter().all(|&d| d) {
             break;
         }
     }
-    outputs.into_iter().map(|o| o.into_iter().skip(1).take_while(|&t| t != EOS && t != PAD).collect()).collect()
+    let tokens =
+        outputs.into_iter().map(|o| o.into_iter().skip(1).take_while(|&t| t != EOS && t != PAD).collect()).collect();
+    Decoded { tokens, steps }
 }
 
 /// The length penalty of Wu et al. (2016): ((5 + len) / 6)^α; α = 0 turns it off.
@@ -95,6 +149,7 @@ impl Hypothesis {
 
 /// Beam search for one source: keeps the `width` best hypotheses at every step, ranked by
 /// [`Hypothesis::score`]; returns the best one (with `<eos>` if it has one). Width 1 is greedy.
+/// The decoder's keys and values are cached, and reordered as hypotheses are kept or dropped.
 pub fn beam_search<T: Element>(
     model: &Seq2Seq<T>,
     source: &[usize],
@@ -102,38 +157,47 @@ pub fn beam_search<T: Element>(
     alpha: f64,
     max_len: usize,
 ) -> Hypothesis {
+    beam_search_with(model, source, width, alpha, max_len, true)
+}
+
+/// [`beam_search`] with the cache on or off; the two give the same hypothesis, to the bit.
+pub fn beam_search_with<T: Element>(
+    model: &Seq2Seq<T>,
+    source: &[usize],
+    width: usize,
+    alpha: f64,
+    max_len: usize,
+    cached: bool,
+) -> Hypothesis {
     assert!(width > 0, "beam_search: width must be at least 1");
-    let mut ctx = Ctx::eval();
     let max_len = max_len.min(model.cfg.max_len - 1);
-    let (memory, src_mask) = encode_once(model, source, [1, source.len()]);
-    let mut beams = vec![Hypothesis { tokens: Vec::new(), log_prob: 0.0 }];
-    while beams.iter().any(|h| !h.finished(max_len)) {
-        let open: Vec<&Hypothesis> = beams.iter().filter(|h| !h.finished(max_len)).collect();
-        let t = open[0].tokens.len() + 1;
-        let tgt: Vec<usize> = open.iter().flat_map(|h| std::iter::once(BOS).chain(h.tokens.iter().copied())).collect();
-        // The one encoded source, repeated for each open hypothesis, on a fresh tape per step.
-        let n = open.len();
-        let tape = Tape::new();
-        let _no_grad = tape.no_grad();
-        let enc = Encoded {
-            memory: tape.constant(memory.broadcast_to([n, source.len(), model.cfg.d_model])),
-            src_mask: src_mask.broadcast_to([n, 1, 1, source.len()]),
-        };
-        let logits = model.decode(&tape, &enc, &tgt, [n, t], &mut ctx).value();
-        let mut candidates: Vec<Hypothesis> = beams.iter().filter(|h| h.finished(max_len)).cloned().collect();
-        for (h, row) in open.iter().zip(next_token_log_probs(&logits)) {
-            for (token, lp) in row.iter().enumerate().filter(|(_, lp)| lp.is_finite()) {
+    let mut stepper = Stepper::new(model, source, [1, source.len()], cached);
+    // Each hypothesis with the row of the stepper it continues (None once finished).
+    let mut beams = vec![(Hypothesis { tokens: Vec::new(), log_prob: 0.0 }, Some(0))];
+    while beams.iter().any(|(h, _)| !h.finished(max_len)) {
+        let open: Vec<&(Hypothesis, Option<usize>)> = beams.iter().filter(|(h, _)| !h.finished(max_len)).collect();
+        // The open hypotheses become the stepper's rows, in this order.
+        let rows: Vec<usize> = open.iter().map(|(_, row)| row.expect("an open hypothesis has a row")).collect();
+        stepper.select_rows(&rows);
+        let t = open[0].0.tokens.len() + 1;
+        let tgt: Vec<usize> =
+            open.iter().flat_map(|(h, _)| std::iter::once(BOS).chain(h.tokens.iter().copied())).collect();
+        let log_probs = stepper.next(&tgt, [open.len(), t]);
+        let mut candidates: Vec<(Hypothesis, Option<usize>)> =
+            beams.iter().filter(|(h, _)| h.finished(max_len)).map(|(h, _)| (h.clone(), None)).collect();
+        for (row, ((h, _), lps)) in open.iter().zip(log_probs).enumerate() {
+            for (token, lp) in lps.iter().enumerate().filter(|(_, lp)| lp.is_finite()) {
                 let mut tokens = h.tokens.clone();
                 tokens.push(token);
-                candidates.push(Hypothesis { tokens, log_prob: h.log_prob + lp });
+                candidates.push((Hypothesis { tokens, log_prob: h.log_prob + lp }, Some(row)));
             }
         }
         // Best first; among equal scores the earlier candidate (lower token id) wins, as argmax.
-        candidates.sort_by(|a, b| b.score(alpha).total_cmp(&a.score(alpha)));
+        candidates.sort_by(|a, b| b.0.score(alpha).total_cmp(&a.0.score(alpha)));
         candidates.truncate(width);
         beams = candidates;
     }
-    beams.into_iter().next().expect("the beam is never empty")
+    beams.into_iter().next().expect("the beam is never empty").0
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use std::process::ExitCode;
 use transformer::checkpoint::Checkpoint;
 use transformer::data::{Example, Task, Vocab, encode_source, read_tsv};
 use transformer::decode::{beam_search, greedy};
+use transformer::lm::{LmCheckpoint, LmConfig, LmTrainOptions, Sampling};
 use transformer::train::{TrainOptions, train};
 use transformer::{Error, ModelConfig, Result};
 
@@ -61,7 +62,7 @@ enum Command {
         seed: u64,
         /// Peak learning rate, reached after the warm-up and then decayed linearly to 0.
         #[arg(long, default_value_t = TrainOptions::default().lr, allow_negative_numbers = true)]
-        lr: f32,
+        lr: f64,
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -113,6 +114,79 @@ enum Command {
         #[arg(long)]
         memory: bool,
     },
+    /// Train, evaluate and sample a decoder-only character language model.
+    Lm {
+        #[command(subcommand)]
+        command: LmCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LmCommand {
+    /// Train a language model on a text file, or on this program's own sources, and save it.
+    Train {
+        /// A UTF-8 text file (default: the Rust sources and book this program was built from).
+        #[arg(long)]
+        text: Option<PathBuf>,
+        /// LM config.json ("architecture": "decoder_only"; vocab_size is taken from the text).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Optimizer steps.
+        #[arg(long, default_value_t = LmTrainOptions::default().steps)]
+        steps: usize,
+        /// Chunks of max_len characters per batch.
+        #[arg(long, default_value_t = LmTrainOptions::default().batch_size)]
+        batch_size: usize,
+        /// Seed for initialization, chunk sampling and dropout.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Peak learning rate, reached after the warm-up and then decayed linearly to 0.
+        #[arg(long, default_value_t = LmTrainOptions::default().lr, allow_negative_numbers = true)]
+        lr: f64,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Output directory.
+        #[arg(long, default_value = "runs/lm")]
+        out: PathBuf,
+    },
+    /// Mean cross-entropy over every character of a text; prints one JSON object.
+    Eval {
+        /// LM model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// A UTF-8 text file.
+        #[arg(long)]
+        text: PathBuf,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Print the prompt followed by generated text.
+    ///
+    /// The prompt plus the new characters may not exceed the model's max_len (no sliding
+    /// window). Keys and values of earlier positions are cached, so each new character costs
+    /// time linear in the text so far.
+    Generate {
+        /// LM model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// The text to continue.
+        #[arg(long, default_value = "")]
+        prompt: String,
+        /// Characters to generate (default: up to max_len).
+        #[arg(long)]
+        max_new_tokens: Option<usize>,
+        /// 0 is greedy and deterministic; above 0 samples from softmax(logits / temperature).
+        #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
+        temperature: f64,
+        /// Sample only among the k most likely characters.
+        #[arg(long)]
+        top_k: Option<usize>,
+        /// Seed of the sampler: the same seed gives the same text.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -143,7 +217,7 @@ fn main() -> ExitCode {
 fn one_line(e: &clap::Error) -> String {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
-        return "a subcommand is required: train, eval, translate or bench".into();
+        return "a subcommand is required: train, eval, translate, bench or lm (lm train, lm eval, lm generate)".into();
     }
     let text = e.to_string();
     let lines: Vec<&str> = text
@@ -171,15 +245,7 @@ fn in_pool<R: Send>(threads: Option<usize>, f: impl FnOnce() -> Result<R> + Send
 fn run(command: Command) -> Result<()> {
     match command {
         Command::Train { task, data, config, steps, batch_size, seed, lr, threads, out } => in_pool(threads, || {
-            if batch_size == 0 {
-                return Err(Error::flag("--batch-size", "must be at least 1, found 0"));
-            }
-            if !(lr.is_finite() && lr > 0.0) {
-                return Err(Error::flag("--lr", format!("must be a finite number above 0, found {lr}")));
-            }
-            if steps == 0 {
-                return Err(Error::flag("--steps", "must be at least 1, found 0"));
-            }
+            check_training_flags(steps, batch_size, lr)?;
             let model = match &config {
                 Some(path) => load_train_config(path)?,
                 None => ModelConfig::default(),
@@ -300,7 +366,118 @@ fn run(command: Command) -> Result<()> {
             }
             Ok(())
         }),
+        Command::Lm { command } => run_lm(command),
     }
+}
+
+fn run_lm(command: LmCommand) -> Result<()> {
+    match command {
+        LmCommand::Train { text, config, steps, batch_size, seed, lr, threads, out } => in_pool(threads, || {
+            check_training_flags(steps, batch_size, lr)?;
+            let model = match &config {
+                Some(path) => load_lm_train_config(path)?,
+                None => LmConfig::default(),
+            };
+            let (name, corpus) = match &text {
+                Some(path) => (path.display().to_string(), read_text(path)?),
+                None => ("this program's own sources".to_string(), transformer::lm::BUILTIN_CORPUS.to_string()),
+            };
+            let opts =
+                LmTrainOptions { model, steps, batch_size, seed, lr, out: out.clone(), ..LmTrainOptions::default() };
+            eprintln!("training on {name} ({} characters) for {steps} steps of {batch_size}", corpus.chars().count());
+            let summary = transformer::lm::train(&opts, &corpus).map_err(|e| match &text {
+                Some(path) if !e.message().starts_with(&path.display().to_string()) && e.exit_code() == 2 => {
+                    Error::file(path, e)
+                }
+                _ => e,
+            })?;
+            println!(
+                "trained {steps} steps in {:.1} s: loss {:.3} -> {:.3}",
+                summary.seconds, summary.first_loss, summary.final_loss
+            );
+            println!(
+                "held-out loss: {:.4} nats = {:.3} bits per character, over {} characters",
+                summary.held_out.loss, summary.held_out.bits_per_char, summary.held_out.characters
+            );
+            println!("sample:\n{}", summary.sample);
+            println!("model saved to {}", out.join("model").display());
+            Ok(())
+        }),
+        LmCommand::Eval { model, text, threads } => in_pool(threads, || {
+            let ckpt = LmCheckpoint::load(&model)?;
+            let text = read_text(&text)?;
+            println!("{}", transformer::lm::evaluate(&ckpt.model, &ckpt.vocab, &text).to_json());
+            Ok(())
+        }),
+        LmCommand::Generate { model, prompt, max_new_tokens, temperature, top_k, seed } => {
+            if !(temperature.is_finite() && temperature >= 0.0) {
+                return Err(Error::flag("--temperature", format!("must be a finite number >= 0, found {temperature}")));
+            }
+            if top_k == Some(0) {
+                return Err(Error::flag("--top-k", "must be at least 1, found 0"));
+            }
+            let ckpt = LmCheckpoint::load(&model)?;
+            let max_len = ckpt.model.cfg.max_len;
+            let ids = ckpt.vocab.encode(&prompt);
+            if ids.len() >= max_len {
+                return Err(Error::flag(
+                    "--prompt",
+                    format!(
+                        "{} characters leave no room for new ones within the model's max_len of {max_len}",
+                        ids.len()
+                    ),
+                ));
+            }
+            let new = max_new_tokens.unwrap_or(max_len - ids.len());
+            if ids.len() + new > max_len {
+                return Err(Error::flag(
+                    "--max-new-tokens",
+                    format!(
+                        "the prompt's {} characters and {new} new ones exceed the model's max_len of {max_len} \
+                         (at most {} new)",
+                        ids.len(),
+                        max_len - ids.len()
+                    ),
+                ));
+            }
+            let sampling = Sampling { temperature, top_k };
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+            let out = transformer::lm::generate(&ckpt.model, &[ids], new, sampling, &mut rng, true);
+            println!("{prompt}{}", ckpt.vocab.decode(&out.tokens[0]));
+            Ok(())
+        }
+    }
+}
+
+/// The flags both `train` and `lm train` take, checked.
+fn check_training_flags(steps: usize, batch_size: usize, lr: f64) -> Result<()> {
+    if batch_size == 0 {
+        return Err(Error::flag("--batch-size", "must be at least 1, found 0"));
+    }
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(Error::flag("--lr", format!("must be a finite number above 0, found {lr}")));
+    }
+    if steps == 0 {
+        return Err(Error::flag("--steps", "must be at least 1, found 0"));
+    }
+    Ok(())
+}
+
+/// A UTF-8 text file, or an error naming it.
+fn read_text(path: &std::path::Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
+    String::from_utf8(bytes)
+        .map_err(|e| Error::file(path, format!("is not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))
+}
+
+/// An LM config for training: vocab_size is replaced by the text's.
+fn load_lm_train_config(path: &std::path::Path) -> Result<LmConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::file(path, e))?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("vocab_size").or_insert(serde_json::json!(1000));
+    }
+    LmConfig::from_value(value).map_err(|e| Error::file(path, e))
 }
 
 /// A config for training: a full config.json whose vocab_size is replaced by the data's.

@@ -8,7 +8,7 @@ use crate::decode::greedy;
 use crate::loss::{sequence_loss, token_hits};
 use crate::model::Seq2Seq;
 use crate::nn::Ctx;
-use crate::optim::{Adam, Optimizer, Schedule, WarmupLinear, clip_grad_norm};
+use crate::optim::{Adam, Optimizer, Schedule, WarmupLinear, grad_clip};
 use crate::{Error, Result};
 use autograd::{Gradients, ParamStore, Tape};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -29,13 +29,13 @@ pub struct TrainOptions {
     /// Seeds initialization, batching and dropout.
     pub seed: u64,
     /// Peak learning rate, reached after `warmup` steps, then decayed linearly to 0.
-    pub lr: f32,
+    pub lr: f64,
     /// Warm-up steps.
     pub warmup: usize,
     /// ε of label smoothing in the loss.
     pub label_smoothing: f64,
     /// Gradients are scaled down to this global norm when larger.
-    pub clip_norm: f32,
+    pub clip_norm: f64,
     /// Where the model directory, metrics and plot go.
     pub out: PathBuf,
     /// Steps between lines of `metrics.jsonl`.
@@ -78,7 +78,7 @@ pub struct TrainSummary {
 }
 
 /// One line of `metrics.jsonl`.
-fn metrics_line(step: usize, loss: f64, acc: f64, lr: f32, tokens_per_s: f64, elapsed: f64) -> String {
+pub(crate) fn metrics_line(step: usize, loss: f64, acc: f64, lr: f64, tokens_per_s: f64, elapsed: f64) -> String {
     serde_json::json!({
         "step": step, "loss": loss, "token_accuracy": acc, "lr": lr,
         "tokens_per_s": tokens_per_s.round(), "elapsed_s": (elapsed * 1000.0).round() / 1000.0,
@@ -129,11 +129,11 @@ pub fn train_step(
     optimizer: &mut dyn Optimizer,
     batch: &Batch,
     label_smoothing: f64,
-    clip_norm: f32,
+    clip_norm: f64,
     ctx: &mut Ctx,
 ) -> (f64, usize, usize) {
     let step = forward_backward(&Tape::new(), model, batch, label_smoothing, ctx);
-    let clip = clip_grad_norm(&step.grads, params, clip_norm);
+    let clip = grad_clip(&step.grads, params, clip_norm);
     optimizer.step_scaled(params, &step.grads, clip.scale);
     (step.loss, step.hits, step.counted)
 }
@@ -195,8 +195,7 @@ pub fn train(opts: &TrainOptions, train: &[Example], held_out: &[Example]) -> Re
     let mut metrics = std::fs::File::create(&metrics_path).map_err(|e| Error::file(&metrics_path, e))?;
     let bar = progress_bar(opts);
     let start = Instant::now();
-    let (mut window_loss, mut window_hits, mut window_count, mut window_steps, mut window_tokens) = (0.0, 0, 0, 0, 0);
-    let mut window_start = Instant::now();
+    let mut window = Window::new();
     let mut curve: Vec<(usize, f64)> = Vec::new();
     for step in 1..=opts.steps {
         let batch = batches.next_batch();
@@ -204,7 +203,7 @@ pub fn train(opts: &TrainOptions, train: &[Example], held_out: &[Example]) -> Re
         let ctx_before = ctx.clone();
         let StepGradients { loss, hits, counted, grads } =
             forward_backward(&Tape::new(), &model, &batch, opts.label_smoothing, &mut ctx);
-        let clip = clip_grad_norm(&grads, &params, opts.clip_norm);
+        let clip = grad_clip(&grads, &params, opts.clip_norm);
         if !loss.is_finite() || !clip.total_norm.is_finite() {
             // Nothing of this step is applied: the parameters are still the last good ones.
             bar.finish_and_clear();
@@ -224,14 +223,9 @@ pub fn train(opts: &TrainOptions, train: &[Example], held_out: &[Example]) -> Re
             bar.suspend(|| eprintln!("{warning}"));
         }
         optimizer.step_scaled(&params, &grads, clip.scale);
-        window_loss += loss;
-        (window_hits, window_count, window_steps) = (window_hits + hits, window_count + counted, window_steps + 1);
-        window_tokens += batch.batch_size * batch.tgt_len;
+        window.add(loss, hits, counted, batch.batch_size * batch.tgt_len);
         if step % opts.log_every == 0 || step == opts.steps {
-            let secs = window_start.elapsed().as_secs_f64();
-            let mean = window_loss / window_steps as f64;
-            let acc = window_hits as f64 / window_count.max(1) as f64;
-            let tps = window_tokens as f64 / secs.max(1e-9);
+            let (mean, acc, tps) = window.take();
             writeln!(
                 metrics,
                 "{}",
@@ -240,8 +234,6 @@ pub fn train(opts: &TrainOptions, train: &[Example], held_out: &[Example]) -> Re
             .map_err(|e| Error::file(&metrics_path, e))?;
             curve.push((step, mean));
             bar.set_message(format!("loss {mean:.3}  acc {:.1}%  {:.0} tok/s", acc * 100.0, tps));
-            (window_loss, window_hits, window_count, window_steps, window_tokens) = (0.0, 0, 0, 0, 0);
-            window_start = Instant::now();
         }
         bar.inc(1);
     }
@@ -264,11 +256,53 @@ pub fn train(opts: &TrainOptions, train: &[Example], held_out: &[Example]) -> Re
     })
 }
 
+/// The figures of one logging interval: summed as steps run, averaged and reset when logged.
+pub(crate) struct Window {
+    loss: f64,
+    hits: usize,
+    counted: usize,
+    steps: usize,
+    tokens: usize,
+    start: Instant,
+}
+
+impl Window {
+    pub(crate) fn new() -> Self {
+        Window { loss: 0.0, hits: 0, counted: 0, steps: 0, tokens: 0, start: Instant::now() }
+    }
+
+    /// One step's mean loss, correct predictions, predictions counted and tokens processed.
+    pub(crate) fn add(&mut self, loss: f64, hits: usize, counted: usize, tokens: usize) {
+        self.loss += loss;
+        self.hits += hits;
+        self.counted += counted;
+        self.steps += 1;
+        self.tokens += tokens;
+    }
+
+    /// (mean loss, token accuracy, tokens per second) of the interval, and a fresh one begun.
+    pub(crate) fn take(&mut self) -> (f64, f64, f64) {
+        let secs = self.start.elapsed().as_secs_f64().max(1e-9);
+        let figures = (
+            self.loss / self.steps.max(1) as f64,
+            self.hits as f64 / self.counted.max(1) as f64,
+            self.tokens as f64 / secs,
+        );
+        *self = Window::new();
+        figures
+    }
+}
+
 fn progress_bar(opts: &TrainOptions) -> ProgressBar {
     if !opts.progress {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(opts.steps as u64);
+    new_progress_bar(opts.steps)
+}
+
+/// The progress bar of `train` and `lm train`: steps, the latest figures, elapsed time and ETA.
+pub(crate) fn new_progress_bar(steps: usize) -> ProgressBar {
+    let bar = ProgressBar::new(steps as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
             .expect("a valid template"),
@@ -316,10 +350,10 @@ mod tests {
         let warning = |detach: bool| {
             let tape = Tape::new();
             let x = tape.constant(Tensor::rand_uniform([5, 4], -1.0, 1.0, &mut rand::rngs::StdRng::seed_from_u64(1)));
-            let h0 = layers[0].forward(&tape, x).relu();
-            let h1 = layers[1].forward(&tape, h0);
+            let h0 = layers[0].forward(x).relu();
+            let h1 = layers[1].forward(h0);
             let h1 = if detach { h1.detach() } else { h1 };
-            let out = layers[2].forward(&tape, h0 + h1);
+            let out = layers[2].forward(h0 + h1);
             coverage_warning(&(out * out).mean_all().backward(), &params)
         };
         let text = warning(true).expect("a warning");

@@ -91,7 +91,7 @@ impl<T: Element> Op<T> for AttentionWeights<T> {
         if let Some(mask) = &self.mask {
             ds = ds.mul_const(keep(mask));
         }
-        let ds = ds.mul_scalar(T::from_f64(self.scale)); // (batch, h, t_q, t_k)
+        let ds = ds.mul_scalar(self.scale); // (batch, h, t_q, t_k)
         let dq = v.needs[0].then(|| heads_last(&ds.matmul_t(&heads_first(k, self.heads), false, false)));
         let dk = v.needs[1].then(|| heads_last(&ds.matmul_t(&heads_first(q, self.heads), true, false)));
         vec![dq, dk]

@@ -2,7 +2,7 @@
 
 use super::{resolve_axis, split_at_axis};
 use crate::kernels::{filled, for_each_row, write_slice};
-use crate::{Element, InputGrads, Math, Op, Tensor, Var, Vjp};
+use crate::{Element, InputGrads, Math, Op, Shape, Tensor, Var, Vjp};
 
 struct Concat {
     axis: isize,
@@ -78,6 +78,17 @@ impl<T: Element> Tensor<T> {
         Tensor::from_vec(out, out_shape)
     }
 
+    /// Joins tensors of one shape along a new dimension `axis`, like `torch.stack`.
+    ///
+    /// # Panics
+    /// If `tensors` is empty, the shapes differ, or `axis` is out of range.
+    #[track_caller]
+    pub fn stack(tensors: &[Tensor<T>], axis: isize) -> Tensor<T> {
+        let shape = stacked_shape(tensors.iter().map(|t| t.shape().clone()), axis);
+        let parts: Vec<Tensor<T>> = tensors.iter().map(|t| t.reshape(shape.clone())).collect();
+        Tensor::concat(&parts, axis)
+    }
+
     /// Cuts `axis` into pieces of the given sizes, like `torch.split(x, sizes, dim=axis)`.
     ///
     /// # Panics
@@ -103,6 +114,32 @@ fn split_ranges(op: &str, shape: &crate::Shape, axis: isize, sizes: &[usize]) ->
         .collect()
 }
 
+/// The shape each of `shapes` takes to be stacked along `axis`: a 1 inserted at `axis`.
+#[track_caller]
+fn stacked_shape(shapes: impl Iterator<Item = Shape>, axis: isize) -> Shape {
+    let shapes: Vec<Shape> = shapes.collect();
+    assert!(!shapes.is_empty(), "stack: needs at least one value");
+    for (i, s) in shapes.iter().enumerate().skip(1) {
+        assert!(
+            *s == shapes[0],
+            "stack: every value must have one shape, but value 0 is {} and value {i} is {s}",
+            shapes[0]
+        );
+    }
+    let mut dims = shapes[0].dims().to_vec();
+    let r = dims.len() as isize + 1;
+    let at = if axis < 0 { axis + r } else { axis };
+    assert!(
+        (0..r).contains(&at),
+        "stack: axis {axis} is out of range for stacking values of shape {}, which allows {} to {}",
+        shapes[0],
+        -r,
+        r - 1
+    );
+    dims.insert(at as usize, 1);
+    Shape::from(dims)
+}
+
 impl<'t, T: Element> Var<'t, T> {
     /// Joins values along `axis`, like `torch.cat`.
     ///
@@ -114,6 +151,32 @@ impl<'t, T: Element> Var<'t, T> {
         let values: Vec<Tensor<T>> = vars.iter().map(|v| v.value()).collect();
         let value = Tensor::concat(&values, axis);
         Var::record(vars[0].tape, Concat { axis }, vars, value)
+    }
+
+    /// Joins values of one shape along a new dimension `axis`, like `torch.stack`: a size-1
+    /// dimension is inserted in each (a reshape), then they are concatenated, so the gradient
+    /// needs no rule of its own.
+    ///
+    /// ```
+    /// use autograd::{Tape, Tensor, Var};
+    /// let tape = Tape::<f64>::new();
+    /// let a = tape.var(Tensor::from_vec(vec![1.0, 2.0], [2]));
+    /// let b = tape.var(Tensor::from_vec(vec![3.0, 4.0], [2]));
+    /// let s = Var::stack(&[a, b], 1); // (2, 2): [[1, 3], [2, 4]]
+    /// assert_eq!(s.value().to_vec(), vec![1.0, 3.0, 2.0, 4.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `vars` is empty, the shapes differ, or `axis` is out of range for the stacked shape.
+    #[track_caller]
+    pub fn stack(vars: &[Var<'t, T>], axis: isize) -> Var<'t, T> {
+        let shape = stacked_shape(vars.iter().map(|v| v.shape()), axis);
+        // A loop, not a closure: each reshape is recorded at the caller's line.
+        let mut parts = Vec::with_capacity(vars.len());
+        for v in vars {
+            parts.push(Var::reshape(*v, shape.clone()));
+        }
+        Var::concat(&parts, axis)
     }
 
     /// Cuts `axis` into pieces of the given sizes (each piece a narrow).

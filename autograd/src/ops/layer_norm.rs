@@ -9,14 +9,14 @@ use crate::{Element, InputGrads, Math, Op, Shape, Tensor, Var, Vjp};
 
 /// y = x̂·w + b with x̂ = (x − mean) / √(var + ε) over the last `dims` dimensions (biased
 /// variance, as PyTorch); inputs x, then w and b when present.
-struct LayerNorm<T> {
+struct LayerNorm {
     dims: usize,
-    eps: T,
+    eps: f64,
     weight: bool,
     bias: bool,
 }
 
-impl<T: Element> Op<T> for LayerNorm<T> {
+impl<T: Element> Op<T> for LayerNorm {
     fn name(&self) -> &'static str {
         "layer_norm"
     }
@@ -38,7 +38,7 @@ impl<T: Element> Op<T> for LayerNorm<T> {
         let x = &v.inputs[0];
         let g = v.grad;
         let xc = x.sub(&x.mean(&axes, true));
-        let r = xc.mul(&xc).mean(&axes, true).add_scalar(self.eps).powf(T::from_f64(-0.5));
+        let r = xc.mul(&xc).mean(&axes, true).add_scalar(self.eps).powf(-0.5);
         let xhat = xc.mul(&r);
         let gh = if self.weight { g.mul(&v.inputs[1]) } else { g.clone() };
         let inner = gh.sub(&gh.mean(&axes, true)).sub(&xhat.mul(&gh.mul(&xhat).mean(&axes, true)));
@@ -66,7 +66,7 @@ impl<T: Element> Op<T> for LayerNorm<T> {
             let (xr, gr) = (&xd[range.clone()], &gd[range]);
             let mean = xr.iter().copied().sum::<T>() * inv_n;
             let var = xr.iter().map(|&v| (v - mean) * (v - mean)).sum::<T>() * inv_n;
-            let r = (var + self.eps).powf(T::from_f64(-0.5));
+            let r = (var + T::from_f64(self.eps)).powf(T::from_f64(-0.5));
             for (h, &xi) in xhr.iter_mut().zip(xr) {
                 *h = (xi - mean) * r;
             }
@@ -157,10 +157,10 @@ impl<T: Element> Tensor<T> {
         normalized_shape: &[usize],
         weight: Option<&Tensor<T>>,
         bias: Option<&Tensor<T>>,
-        eps: T,
+        eps: f64,
     ) -> Tensor<T> {
         let n = check(self, normalized_shape, weight.map(Tensor::shape), bias.map(Tensor::shape));
-        normalize_rows(self, n, eps, weight.map(Tensor::data), bias.map(Tensor::data))
+        normalize_rows(self, n, T::from_f64(eps), weight.map(Tensor::data), bias.map(Tensor::data))
     }
 }
 
@@ -173,7 +173,7 @@ impl<'t, T: Element> Var<'t, T> {
         normalized_shape: &[usize],
         weight: Option<Var<'t, T>>,
         bias: Option<Var<'t, T>>,
-        eps: T,
+        eps: f64,
     ) -> Self {
         let (w, b) = (weight.map(|w| w.value()), bias.map(|b| b.value()));
         let value = self.value().layer_norm(normalized_shape, w.as_ref(), b.as_ref(), eps);

@@ -4,6 +4,7 @@
 mod arith;
 mod attention;
 mod broadcast;
+mod clamp;
 mod concat;
 mod cross_entropy;
 mod dropout;

@@ -87,6 +87,26 @@ impl<T: Element> Tensor<T> {
     pub fn transpose(&self, a: isize, b: isize) -> Tensor<T> {
         self.permute(&swap_perm(self.shape(), a, b))
     }
+
+    /// Swaps the last two dimensions: the transpose of a matrix, or of each matrix in a batch
+    /// (`x.mT` in PyTorch). The result is a new contiguous tensor; to multiply by a transpose
+    /// without making one, use [`Tensor::matmul_t`].
+    ///
+    /// # Panics
+    /// If the tensor has fewer than two dimensions.
+    #[track_caller]
+    pub fn t(&self) -> Tensor<T> {
+        self.permute(&last_two_swapped(self.shape()))
+    }
+}
+
+#[track_caller]
+fn last_two_swapped(shape: &Shape) -> Vec<usize> {
+    let r = shape.rank();
+    assert!(r >= 2, "t: needs at least 2 dimensions to swap the last two, got shape {shape}");
+    let mut perm: Vec<usize> = (0..r).collect();
+    perm.swap(r - 2, r - 1);
+    perm
 }
 
 #[track_caller]
@@ -109,6 +129,22 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn transpose(self, a: isize, b: isize) -> Self {
         self.permute(&swap_perm(&self.shape(), a, b))
+    }
+
+    /// Swaps the last two dimensions (`x.mT` in PyTorch), as a permute. `a.matmul(b.t())`
+    /// copies `b` into its transpose; [`Var::matmul_t`] and [`Var::linear`] fold the transpose
+    /// into the product instead.
+    ///
+    /// ```
+    /// use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f32>::new();
+    /// let w = tape.var(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]));
+    /// assert_eq!(w.t().dims(), vec![3, 2]);
+    /// assert_eq!(w.t().value().to_vec(), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    /// ```
+    #[track_caller]
+    pub fn t(self) -> Self {
+        self.permute(&last_two_swapped(&self.shape()))
     }
 }
 

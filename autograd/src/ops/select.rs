@@ -68,7 +68,8 @@ impl<T: Element> Tensor<T> {
     /// `value` where `mask` is nonzero, `self` elsewhere; `mask` broadcasts to `self`'s shape.
     /// Like `x.masked_fill(mask, value)`.
     #[track_caller]
-    pub fn masked_fill(&self, mask: &Tensor<T>, value: T) -> Tensor<T> {
+    pub fn masked_fill(&self, mask: &Tensor<T>, value: f64) -> Tensor<T> {
+        let value = T::from_f64(value);
         check_fill_shape(self, mask);
         crate::kernels::binary::broadcast_zip(
             "masked_fill",
@@ -104,11 +105,11 @@ impl<'t, T: Element> Var<'t, T> {
     /// let tape = Tape::<f32>::new();
     /// let scores = tape.var(Tensor::zeros([2, 2]));
     /// let causal = Tensor::from_vec(vec![0.0, 1.0, 0.0, 0.0], [2, 2]); // hide the future
-    /// let p = scores.masked_fill(&causal, f32::NEG_INFINITY).softmax(-1);
+    /// let p = scores.masked_fill(&causal, f64::NEG_INFINITY).softmax(-1);
     /// assert_eq!(p.value().to_vec(), vec![1.0, 0.0, 0.5, 0.5]);
     /// ```
     #[track_caller]
-    pub fn masked_fill(self, mask: &Tensor<T>, value: T) -> Self {
+    pub fn masked_fill(self, mask: &Tensor<T>, value: f64) -> Self {
         self.unary(MaskedFill { mask: mask.clone(), fill_finite: value.is_finite() }, |x| x.masked_fill(mask, value))
     }
 }

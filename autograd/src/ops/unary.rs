@@ -1,4 +1,4 @@
-//! Pointwise functions: exp, log, sqrt, erf, tanh, sigmoid, relu, gelu.
+//! Pointwise functions: exp, log, sqrt, erf, tanh, sigmoid, relu, abs, gelu.
 //!
 //! Each op is its forward formula and its derivative, next to each other; the `pointwise!`
 //! macro only adds the `Tensor` and `Var` methods that call them.
@@ -74,7 +74,7 @@ pointwise! {
     Sqrt, sqrt,
     forward: |x| x.sqrt(),
     // d/dx √x = 1/(2√x), with √x the output
-    vjp: |v| v.grad.div(v.output).mul_scalar(T::from_f64(0.5)),
+    vjp: |v| v.grad.div(v.output).mul_scalar(0.5),
 }
 
 pointwise! {
@@ -84,7 +84,7 @@ pointwise! {
     // d/dx erf x = 2/√π · e^(−x²)
     vjp: |v| {
         let x = &v.inputs[0];
-        v.grad.mul(&x.mul(x).neg().exp().mul_scalar(T::from_f64(std::f64::consts::FRAC_2_SQRT_PI)))
+        v.grad.mul(&x.mul(x).neg().exp().mul_scalar(std::f64::consts::FRAC_2_SQRT_PI))
     },
 }
 
@@ -93,7 +93,7 @@ pointwise! {
     Tanh, tanh,
     forward: |x| x.tanh(),
     // d/dx tanh x = 1 − tanh² x
-    vjp: |v| v.grad.mul(&v.output.mul(v.output).neg().add_scalar(T::ONE)),
+    vjp: |v| v.grad.mul(&v.output.mul(v.output).neg().add_scalar(1.0)),
     fused: |_x, y, g| g * (T::ONE - y * y),
 }
 
@@ -107,7 +107,7 @@ pointwise! {
         e / (T::ONE + e)
     },
     // d/dx σ(x) = σ(x)(1 − σ(x))
-    vjp: |v| v.grad.mul(&v.output.mul(&v.output.neg().add_scalar(T::ONE))),
+    vjp: |v| v.grad.mul(&v.output.mul(&v.output.neg().add_scalar(1.0))),
     fused: |_x, y, g| g * (y * (T::ONE - y)),
 }
 
@@ -123,6 +123,23 @@ pointwise! {
 }
 
 pointwise! {
+    /// |x| elementwise. Its derivative at 0 is taken as 0, as in PyTorch.
+    Abs, abs,
+    forward: |x| x.abs(),
+    // d/dx |x| = sign(x), with sign(0) = 0: a constant mask, so the second derivative is 0
+    vjp: |v| v.grad.mul_const(v.inputs[0].value().map(|x| {
+        if x > T::ZERO {
+            T::ONE
+        } else if x < T::ZERO {
+            -T::ONE
+        } else {
+            T::ZERO
+        }
+    })),
+    fused: |x, _y, g| if x > T::ZERO { g } else if x < T::ZERO { -g } else { T::ZERO },
+}
+
+pointwise! {
     /// GELU in its exact erf form, x·Φ(x) with Φ the standard normal CDF, as PyTorch's
     /// default `F.gelu(x)`.
     Gelu, gelu,
@@ -134,15 +151,15 @@ pointwise! {
     vjp: |v| {
         let x = &v.inputs[0];
         let cdf = x
-            .mul_scalar(T::from_f64(std::f64::consts::FRAC_1_SQRT_2))
+            .mul_scalar(std::f64::consts::FRAC_1_SQRT_2)
             .erf()
-            .add_scalar(T::ONE)
-            .mul_scalar(T::from_f64(0.5));
+            .add_scalar(1.0)
+            .mul_scalar(0.5);
         let pdf = x
             .mul(x)
-            .mul_scalar(T::from_f64(-0.5))
+            .mul_scalar(-0.5)
             .exp()
-            .mul_scalar(T::from_f64(1.0 / (2.0 * std::f64::consts::PI).sqrt()));
+            .mul_scalar(1.0 / (2.0 * std::f64::consts::PI).sqrt());
         v.grad.mul(&cdf.add(&x.mul(&pdf)))
     },
     fused: |x, _y, g| {

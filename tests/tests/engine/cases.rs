@@ -103,6 +103,14 @@ pub fn cases() -> Vec<(&'static str, CaseFn)> {
         ("attention_weights", |x, _| x[0].attention_weights(x[1], 2, None)),
         ("attention_weights_masked", |x, a| x[0].attention_weights(x[1], 3, a.mask.as_ref())),
         ("attend", |x, _| x[0].attend(x[1])),
+        ("abs", |x, _| x[0].abs()),
+        ("clamp", |x, _| x[0].clamp(Some(-0.5), Some(1.0))),
+        ("clamp_min_only", |x, _| x[0].clamp(Some(0.2), None)),
+        ("maximum", |x, _| x[0].maximum(x[1])),
+        ("minimum_broadcast", |x, _| x[0].minimum(x[1])),
+        ("stack", |x, _| Var::stack(&[x[0], x[1], x[2]], 1)),
+        ("stack_last", |x, _| Var::stack(&[x[0], x[1]], -1)),
+        ("t", |x, _| x[0].t()),
     ]
 }
 

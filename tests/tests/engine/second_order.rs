@@ -33,6 +33,12 @@ const TWICE_DIFFERENTIATED: &[&str] = &[
     "attention_weights",
     "attention_weights_masked",
     "attend",
+    "abs",
+    "clamp",
+    "maximum",
+    "minimum_broadcast",
+    "stack",
+    "t",
 ];
 
 #[test]

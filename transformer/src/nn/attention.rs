@@ -8,7 +8,7 @@
 //! parameter names (`in_proj_weight` holds W_Q, W_K, W_V stacked).
 
 use super::{Ctx, Dropout, Linear};
-use autograd::{Element, Param, ParamPath, Tape, Tensor, Var};
+use autograd::{Element, Param, ParamPath, Tensor, Var};
 use rand::Rng;
 use std::cell::RefCell;
 
@@ -53,23 +53,14 @@ impl<T: Element> MultiHeadAttention<T> {
     #[track_caller]
     pub fn forward<'t>(
         &self,
-        tape: &'t Tape<T>,
         x: Var<'t, T>,
         memory: Var<'t, T>,
         mask: Option<&Tensor<T>>,
         ctx: &mut Ctx,
     ) -> Var<'t, T> {
-        let (d, h) = (self.d, self.n_heads);
-        let w = tape.param(&self.in_proj_weight); // (3d, d)
-        let b = tape.param(&self.in_proj_bias); // (3d)
+        let h = self.n_heads;
         assert!(x.dims().len() == 3, "attention: queries must be (batch, t, d), got {}", x.shape());
-        // Q, K and V each from their rows of the stacked weight: narrowing a [d, d] weight is
-        // cheap, where splitting a (batch, t, 3d) product would copy activations forward and
-        // pad them back in the backward pass.
-        let project = |input: Var<'t, T>, part: usize| {
-            input.linear(w.narrow(0, part * d, d), Some(b.narrow(0, part * d, d))) // (batch, len, d)
-        };
-        let (q, k, v) = (project(x, 0), project(memory, 1), project(memory, 2));
+        let (q, k, v) = (self.project(x, 0), self.project(memory, 1), self.project(memory, 2));
         // softmax(QₕKₕᵀ/√d_k + mask) for each of the h heads of d_k features: split, scaled,
         // masked and normalized in one op that keeps only the weights.
         let weights = q.attention_weights(k, h, mask); // (batch, h, t_q, t_k)
@@ -80,13 +71,112 @@ impl<T: Element> MultiHeadAttention<T> {
         }
         let weights = self.dropout.forward(weights, ctx);
         let out = weights.attend(v); // (batch, t_q, d): the heads' Pₕ·Vₕ side by side
-        self.out_proj.forward(tape, out)
+        self.out_proj.forward(out)
+    }
+
+    /// Attention for decoding one step at a time: queries `x` `(batch, t_new, d)` over keys and
+    /// values kept in `cache` instead of recomputed.
+    ///
+    /// - Self-attention (`memory` is `None`): the keys and values of `x` are appended to the
+    ///   cache, and the queries see every cached position. Each step costs time linear in the
+    ///   positions so far, where recomputing the prefix costs quadratic.
+    /// - Cross-attention (`memory` given): the keys and values of `memory` are computed on the
+    ///   first call and read from the cache after.
+    ///
+    /// `mask` is as in [`MultiHeadAttention::forward`], over the cached keys. For each query the
+    /// result equals, to the bit, what `forward` gives that query's row when run on the whole
+    /// sequence: every row goes through the same kernels in the same order.
+    #[track_caller]
+    pub fn forward_cached<'t>(
+        &self,
+        x: Var<'t, T>,
+        memory: Option<Var<'t, T>>,
+        cache: &mut KvCache<T>,
+        mask: Option<&Tensor<T>>,
+        ctx: &mut Ctx,
+    ) -> Var<'t, T> {
+        let (h, tape) = (self.n_heads, x.tape());
+        let q = self.project(x, 0); // (batch, t_new, d)
+        match memory {
+            None => cache.append(self.project(x, 1).value(), self.project(x, 2).value()),
+            Some(m) if cache.is_empty() => cache.append(self.project(m, 1).value(), self.project(m, 2).value()),
+            Some(_) => {}
+        }
+        let (k, v) = cache.keys_values().expect("the cache was just filled");
+        let (k, v) = (tape.constant(k), tape.constant(v)); // (batch, t_cached, d)
+        let weights = q.attention_weights(k, h, mask); // (batch, h, t_new, t_cached)
+        let weights = self.dropout.forward(weights, ctx);
+        self.out_proj.forward(weights.attend(v)) // (batch, t_new, d)
+    }
+
+    /// Q (`part` 0), K (1) or V (2) of `input` `(batch, len, d)`, from that part's rows of the
+    /// stacked weight: narrowing a [d, d] weight is cheap, where splitting a (batch, t, 3d)
+    /// product would copy activations forward and pad them back in the backward pass.
+    #[track_caller]
+    fn project<'t>(&self, input: Var<'t, T>, part: usize) -> Var<'t, T> {
+        let (d, tape) = (self.d, input.tape());
+        let w = tape.param(&self.in_proj_weight).narrow(0, part * d, d); // (d, d)
+        let b = tape.param(&self.in_proj_bias).narrow(0, part * d, d); // (d)
+        input.linear(w, Some(b)) // (batch, len, d)
     }
 
     /// The attention weights of the last forward pass in evaluation mode (`ctx.training` false),
     /// `(batch, heads, t_q, t_k)`.
     pub fn last_weights(&self) -> Option<Tensor<T>> {
         self.last_weights.borrow().clone()
+    }
+}
+
+/// The keys and values one attention layer has computed, each `(batch, t, d)`, kept between
+/// the steps of incremental decoding (see [`MultiHeadAttention::forward_cached`]).
+#[derive(Clone, Debug)]
+pub struct KvCache<T: Element> {
+    keys: Option<Tensor<T>>,
+    values: Option<Tensor<T>>,
+}
+
+impl<T: Element> Default for KvCache<T> {
+    fn default() -> Self {
+        KvCache { keys: None, values: None }
+    }
+}
+
+impl<T: Element> KvCache<T> {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// True before anything was cached.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_none()
+    }
+
+    /// Positions cached.
+    pub fn len(&self) -> usize {
+        self.keys.as_ref().map_or(0, |k| k.dims()[1])
+    }
+
+    /// The cached keys and values, `(batch, t, d)` each.
+    pub fn keys_values(&self) -> Option<(Tensor<T>, Tensor<T>)> {
+        Some((self.keys.clone()?, self.values.clone()?))
+    }
+
+    /// Adds the keys and values of new positions, `(batch, t_new, d)` each, after the cached ones.
+    pub fn append(&mut self, keys: Tensor<T>, values: Tensor<T>) {
+        let join = |old: Option<Tensor<T>>, new: Tensor<T>| match old {
+            Some(old) => Tensor::concat(&[old, new], 1),
+            None => new,
+        };
+        self.keys = Some(join(self.keys.take(), keys));
+        self.values = Some(join(self.values.take(), values));
+    }
+
+    /// Keeps only the batch rows `rows`, in that order (beam search reorders hypotheses).
+    pub fn select_rows(&mut self, rows: &[usize]) {
+        for t in [&mut self.keys, &mut self.values].into_iter().flatten() {
+            *t = t.index_select(0, rows);
+        }
     }
 }
 
@@ -98,7 +188,7 @@ pub fn causal_mask<T: Element>(t: usize) -> Tensor<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use autograd::ParamStore;
+    use autograd::{ParamStore, Tape};
     use rand::SeedableRng;
 
     #[test]
@@ -110,7 +200,7 @@ mod tests {
         let x = tape.constant(Tensor::randn([2, 3, 8], 0.0, 1.0, &mut rng));
         // Batch 0 hides key 2; batch 1 hides every key, so its rows are fully masked.
         let mask = Tensor::from_vec(vec![0.0, 0.0, 1.0, 1.0, 1.0, 1.0], [2, 1, 1, 3]);
-        let out = attn.forward(&tape, x, x, Some(&mask), &mut crate::nn::Ctx::eval());
+        let out = attn.forward(x, x, Some(&mask), &mut crate::nn::Ctx::eval());
         assert!(out.value().data().iter().all(|v| v.is_finite()));
         let w = attn.last_weights().expect("weights are kept");
         assert_eq!(w.dims(), &[2, 2, 3, 3]); // (batch, heads, t_q, t_k)

@@ -5,7 +5,7 @@
 
 use super::{Ctx, Dropout, Linear};
 use crate::config::Activation;
-use autograd::{Element, ParamPath, Tape, Var};
+use autograd::{Element, ParamPath, Var};
 use rand::Rng;
 
 /// Two linear maps with a nonlinearity between: `(..., d) → (..., d_ff) → (..., d)`.
@@ -38,13 +38,13 @@ impl<T: Element> FeedForward<T> {
 
     /// `(..., d) → (..., d)`.
     #[track_caller]
-    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>, ctx: &mut Ctx) -> Var<'t, T> {
+    pub fn forward<'t>(&self, x: Var<'t, T>, ctx: &mut Ctx) -> Var<'t, T> {
         let h = match self.activation {
             // One op: the pre-activation values are not kept for the backward pass.
-            Activation::Relu => self.linear1.forward_relu(tape, x), // (..., d_ff)
-            Activation::Gelu => self.linear1.forward(tape, x).gelu(),
+            Activation::Relu => self.linear1.forward_relu(x), // (..., d_ff)
+            Activation::Gelu => self.linear1.forward(x).gelu(),
         };
         let h = self.dropout.forward(h, ctx);
-        self.linear2.forward(tape, h) // (..., d)
+        self.linear2.forward(h) // (..., d)
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! PyTorch equivalent: `torch.nn.Linear(in, out)`; the transpose is folded into the GEMM.
 
-use autograd::{Element, Param, ParamPath, Tape, Tensor, Var};
+use autograd::{Element, Param, ParamPath, Tensor, Var};
 use rand::Rng;
 
 /// A fully connected layer: `[..., in] → [..., out]`.
@@ -24,13 +24,15 @@ impl<T: Element> Linear<T> {
 
     /// x·Wᵀ + b.
     #[track_caller]
-    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward<'t>(&self, x: Var<'t, T>) -> Var<'t, T> {
+        let tape = x.tape();
         x.linear(tape.param(&self.weight), self.bias.as_ref().map(|b| tape.param(b))) // (..., out)
     }
 
     /// max(x·Wᵀ + b, 0), as one op.
     #[track_caller]
-    pub fn forward_relu<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward_relu<'t>(&self, x: Var<'t, T>) -> Var<'t, T> {
+        let tape = x.tape();
         x.linear_relu(tape.param(&self.weight), self.bias.as_ref().map(|b| tape.param(b))) // (..., out)
     }
 }

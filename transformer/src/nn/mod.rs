@@ -10,11 +10,11 @@ mod linear;
 mod norm;
 mod positional;
 
-pub use attention::{MultiHeadAttention, causal_mask};
+pub use attention::{KvCache, MultiHeadAttention, causal_mask};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use feed_forward::FeedForward;
-pub use layers::{DecoderLayer, EncoderLayer};
+pub use layers::{DecoderCache, DecoderLayer, EncoderLayer, LayerConfig};
 pub use linear::Linear;
 pub use norm::LayerNorm;
 pub use positional::sinusoidal_table;

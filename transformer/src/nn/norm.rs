@@ -2,7 +2,7 @@
 //!
 //! PyTorch equivalent: `torch.nn.LayerNorm(d, eps)`.
 
-use autograd::{Element, Param, ParamPath, Tape, Tensor, Var};
+use autograd::{Element, Param, ParamPath, Tensor, Var};
 
 /// y = (x − mean) / √(var + ε) · weight + bias, over the last dimension.
 pub struct LayerNorm<T: Element = f32> {
@@ -11,7 +11,7 @@ pub struct LayerNorm<T: Element = f32> {
     /// `[d]`, initialized to zeros.
     pub bias: Param<T>,
     /// Added to the variance.
-    pub eps: T,
+    pub eps: f64,
     d: usize,
 }
 
@@ -21,14 +21,15 @@ impl<T: Element> LayerNorm<T> {
         LayerNorm {
             weight: path.param("weight", Tensor::ones([d])),
             bias: path.param("bias", Tensor::zeros([d])),
-            eps: T::from_f64(eps),
+            eps,
             d,
         }
     }
 
     /// Normalizes `(..., d)`.
     #[track_caller]
-    pub fn forward<'t>(&self, tape: &'t Tape<T>, x: Var<'t, T>) -> Var<'t, T> {
+    pub fn forward<'t>(&self, x: Var<'t, T>) -> Var<'t, T> {
+        let tape = x.tape();
         x.layer_norm(&[self.d], Some(tape.param(&self.weight)), Some(tape.param(&self.bias)), self.eps)
     }
 }

@@ -3,7 +3,7 @@
 
 use super::Optimizer;
 use super::elementwise::{grad_of, update};
-use autograd::{Gradients, ParamStore};
+use autograd::{Element, Gradients, ParamStore};
 use std::collections::HashMap;
 
 /// Hyperparameters of [`Adam`] and [`AdamW`].
@@ -19,30 +19,30 @@ use std::collections::HashMap;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
     /// Learning rate α. With a [`super::Schedule`], the training loop overwrites it every step.
-    pub lr: f32,
+    pub lr: f64,
     /// β1, the decay of the running mean of gradients: 0.9 in the paper and in PyTorch.
-    pub beta1: f32,
+    pub beta1: f64,
     /// β2, the decay of the running mean of squared gradients: 0.98 in the Transformer paper
     /// (steadier early steps under its large warm-up learning rates), 0.999 in PyTorch.
-    pub beta2: f32,
+    pub beta2: f64,
     /// ε, added to √v̂ so a parameter with tiny gradients does not take huge steps: 1e-9 in the
     /// Transformer paper, 1e-8 in PyTorch.
-    pub eps: f32,
+    pub eps: f64,
     /// Weight decay λ (0 for none). [`Adam`] adds λ·θ to the gradient (L2 regularization, as
     /// `torch.optim.Adam`); [`AdamW`] shrinks θ by the factor 1 − α·λ before the update.
-    pub weight_decay: f32,
+    pub weight_decay: f64,
 }
 
 impl AdamConfig {
     /// The settings of "Attention Is All You Need" (§5.3): β1 0.9, β2 0.98, ε 1e-9, no weight
     /// decay. The paper's learning rate comes from the [`super::Noam`] schedule.
-    pub fn paper(lr: f32) -> Self {
+    pub fn paper(lr: f64) -> Self {
         AdamConfig { lr, beta1: 0.9, beta2: 0.98, eps: 1e-9, weight_decay: 0.0 }
     }
 
     /// `torch.optim.Adam`'s defaults: β1 0.9, β2 0.999, ε 1e-8, no weight decay (PyTorch's
     /// default learning rate is 1e-3).
-    pub fn pytorch(lr: f32) -> Self {
+    pub fn pytorch(lr: f64) -> Self {
         AdamConfig { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
     }
 
@@ -88,11 +88,11 @@ impl AdamConfig {
 /// let w = w.value();
 /// assert!((w.data()[0] - 0.9).abs() < 1e-6 && (w.data()[1] + 1.1).abs() < 1e-6);
 /// ```
-pub struct Adam {
-    core: AdamCore,
+pub struct Adam<T: Element = f32> {
+    core: AdamCore<T>,
 }
 
-impl Adam {
+impl<T: Element> Adam<T> {
     /// Adam with the given hyperparameters.
     ///
     /// # Panics
@@ -103,12 +103,12 @@ impl Adam {
     }
 
     /// Adam with the Transformer paper's settings ([`AdamConfig::paper`]).
-    pub fn paper(lr: f32) -> Self {
+    pub fn paper(lr: f64) -> Self {
         Self::new(AdamConfig::paper(lr))
     }
 
     /// Adam with PyTorch's defaults ([`AdamConfig::pytorch`]).
-    pub fn pytorch(lr: f32) -> Self {
+    pub fn pytorch(lr: f64) -> Self {
         Self::new(AdamConfig::pytorch(lr))
     }
 
@@ -118,14 +118,14 @@ impl Adam {
     }
 }
 
-impl Optimizer for Adam {
-    fn step_scaled(&mut self, params: &ParamStore<f32>, grads: &Gradients<f32>, grad_scale: f32) {
+impl<T: Element> Optimizer<T> for Adam<T> {
+    fn step_scaled(&mut self, params: &ParamStore<T>, grads: &Gradients<T>, grad_scale: T) {
         self.core.step(params, grads, grad_scale);
     }
-    fn lr(&self) -> f32 {
+    fn lr(&self) -> f64 {
         self.core.config.lr
     }
-    fn set_lr(&mut self, lr: f32) {
+    fn set_lr(&mut self, lr: f64) {
         self.core.config.lr = lr;
     }
 }
@@ -159,11 +159,11 @@ impl Optimizer for Adam {
 /// adamw.step(&params, &grads);
 /// assert!((w.value().data()[0] - 2.0 * (1.0 - 0.1 * 0.01)).abs() < 1e-6);
 /// ```
-pub struct AdamW {
-    core: AdamCore,
+pub struct AdamW<T: Element = f32> {
+    core: AdamCore<T>,
 }
 
-impl AdamW {
+impl<T: Element> AdamW<T> {
     /// AdamW with the given hyperparameters; `weight_decay` is the decoupled decay λ.
     ///
     /// # Panics
@@ -174,7 +174,7 @@ impl AdamW {
     }
 
     /// AdamW with `torch.optim.AdamW`'s defaults: β1 0.9, β2 0.999, ε 1e-8, weight decay 0.01.
-    pub fn pytorch(lr: f32) -> Self {
+    pub fn pytorch(lr: f64) -> Self {
         Self::new(AdamConfig { weight_decay: 0.01, ..AdamConfig::pytorch(lr) })
     }
 
@@ -184,14 +184,14 @@ impl AdamW {
     }
 }
 
-impl Optimizer for AdamW {
-    fn step_scaled(&mut self, params: &ParamStore<f32>, grads: &Gradients<f32>, grad_scale: f32) {
+impl<T: Element> Optimizer<T> for AdamW<T> {
+    fn step_scaled(&mut self, params: &ParamStore<T>, grads: &Gradients<T>, grad_scale: T) {
         self.core.step(params, grads, grad_scale);
     }
-    fn lr(&self) -> f32 {
+    fn lr(&self) -> f64 {
         self.core.config.lr
     }
-    fn set_lr(&mut self, lr: f32) {
+    fn set_lr(&mut self, lr: f64) {
         self.core.config.lr = lr;
     }
 }
@@ -206,41 +206,41 @@ enum WeightDecay {
 }
 
 /// The running means of one element: m of the gradient, v of its square.
-#[derive(Clone, Copy, Debug, Default)]
-struct Moments {
-    m: f32,
-    v: f32,
+#[derive(Clone, Copy, Debug)]
+struct Moments<T> {
+    m: T,
+    v: T,
 }
 
 /// What Adam remembers about one parameter.
-struct ParamState {
+struct ParamState<T> {
     /// Steps this parameter has taken (its t), counted separately per parameter as PyTorch does.
     step: u64,
-    moments: Vec<Moments>,
+    moments: Vec<Moments<T>>,
 }
 
 /// The state and update rule shared by [`Adam`] and [`AdamW`].
-struct AdamCore {
+struct AdamCore<T> {
     name: &'static str,
     config: AdamConfig,
     decay: WeightDecay,
-    state: HashMap<u64, ParamState>,
+    state: HashMap<u64, ParamState<T>>,
 }
 
-impl AdamCore {
+impl<T: Element> AdamCore<T> {
     #[track_caller]
     fn new(name: &'static str, config: AdamConfig, decay: WeightDecay) -> Self {
         config.validate(name);
         AdamCore { name, config, decay, state: HashMap::new() }
     }
 
-    fn step(&mut self, params: &ParamStore<f32>, grads: &Gradients<f32>, grad_scale: f32) {
+    fn step(&mut self, params: &ParamStore<T>, grads: &Gradients<T>, grad_scale: T) {
         for param in params.iter() {
             let Some(grad) = grad_of(self.name, param, grads) else { continue };
-            let state = self
-                .state
-                .entry(param.id())
-                .or_insert_with(|| ParamState { step: 0, moments: vec![Moments::default(); grad.numel()] });
+            let state = self.state.entry(param.id()).or_insert_with(|| ParamState {
+                step: 0,
+                moments: vec![Moments { m: T::ZERO, v: T::ZERO }; grad.numel()],
+            });
             state.step += 1;
             let k = StepConstants::new(&self.config, self.decay, state.step);
             param.update(|values| {
@@ -250,48 +250,48 @@ impl AdamCore {
     }
 }
 
-/// The scalars of one parameter's step, computed in f64 and rounded to f32 where PyTorch
-/// rounds them (Python floats become f32 scalars when they meet an f32 tensor).
-struct StepConstants {
+/// The scalars of one parameter's step, computed in f64 and rounded to the element type where
+/// PyTorch rounds them (Python floats become f32 scalars when they meet an f32 tensor).
+struct StepConstants<T> {
     decay: WeightDecay,
     /// λ for L2 decay.
-    weight_decay: f32,
+    weight_decay: T,
     /// 1 − α·λ for decoupled decay.
-    shrink: f32,
+    shrink: T,
     /// 1 − β1, the weight of `exp_avg.lerp_(grad, 1 - beta1)`.
-    one_minus_beta1: f32,
-    beta2: f32,
-    one_minus_beta2: f32,
+    one_minus_beta1: T,
+    beta2: T,
+    one_minus_beta2: T,
     /// √(1 − β2ᵗ)
-    bias_correction2_sqrt: f32,
-    eps: f32,
+    bias_correction2_sqrt: T,
+    eps: T,
     /// −α / (1 − β1ᵗ)
-    neg_step_size: f32,
+    neg_step_size: T,
 }
 
-impl StepConstants {
+impl<T: Element> StepConstants<T> {
     fn new(c: &AdamConfig, decay: WeightDecay, step: u64) -> Self {
-        let (lr, beta1, beta2) = (f64::from(c.lr), f64::from(c.beta1), f64::from(c.beta2));
+        let (lr, beta1, beta2) = (c.lr, c.beta1, c.beta2);
         let t = step as f64;
         let bias_correction1 = 1.0 - beta1.powf(t);
         let bias_correction2 = 1.0 - beta2.powf(t);
         StepConstants {
             decay,
-            weight_decay: c.weight_decay,
-            shrink: (1.0 - lr * f64::from(c.weight_decay)) as f32,
-            one_minus_beta1: (1.0 - beta1) as f32,
-            beta2: c.beta2,
-            one_minus_beta2: (1.0 - beta2) as f32,
-            bias_correction2_sqrt: bias_correction2.sqrt() as f32,
-            eps: c.eps,
-            neg_step_size: (-lr / bias_correction1) as f32,
+            weight_decay: T::from_f64(c.weight_decay),
+            shrink: T::from_f64(1.0 - lr * c.weight_decay),
+            one_minus_beta1: T::from_f64(1.0 - beta1),
+            beta2: T::from_f64(beta2),
+            one_minus_beta2: T::from_f64(1.0 - beta2),
+            bias_correction2_sqrt: T::from_f64(bias_correction2.sqrt()),
+            eps: T::from_f64(c.eps),
+            neg_step_size: T::from_f64(-lr / bias_correction1),
         }
     }
 
     /// One element's update, in the order of PyTorch's `_single_tensor_adam`.
     #[inline]
-    fn apply(&self, x: &mut f32, mut g: f32, s: &mut Moments) {
-        if self.weight_decay != 0.0 {
+    fn apply(&self, x: &mut T, mut g: T, s: &mut Moments<T>) {
+        if self.weight_decay != T::ZERO {
             match self.decay {
                 WeightDecay::L2 => g += self.weight_decay * *x,
                 WeightDecay::Decoupled => *x *= self.shrink,
@@ -326,7 +326,7 @@ mod tests {
         let w = params.root().param("w", Tensor::from_vec(vec![w0], [1]));
         for &g in gs {
             let tape = Tape::new();
-            let grads = tape.param(&w).mul_scalar(g).sum_all().backward();
+            let grads = tape.param(&w).mul_scalar(f64::from(g)).sum_all().backward();
             optimizer.step(&params, &grads);
         }
         w.value().data()[0]
@@ -343,10 +343,10 @@ mod tests {
     #[test]
     fn l2_decay_joins_the_gradient() {
         // d/dw (g·w + λ/2·w²) = g + λ·w: Adam with L2 decay is Adam on that gradient.
-        let (w0, lambda) = (2.0f32, 0.5f32);
+        let (w0, lambda) = (2.0f32, 0.5);
         let config = AdamConfig { weight_decay: lambda, ..AdamConfig::pytorch(0.1) };
         let got = run(&mut Adam::new(config), w0, &[0.3]);
-        let want = adam_by_hand(w0, &[0.3 + lambda * w0], 0.1, 0.9, 0.999, 1e-8);
+        let want = adam_by_hand(w0, &[0.3 + lambda as f32 * w0], 0.1, 0.9, 0.999, 1e-8);
         assert!((f64::from(got) - want).abs() < 1e-6, "{got} vs {want}");
     }
 
@@ -374,6 +374,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "Adam: beta2 must be in [0, 1), got 1")]
     fn rejects_beta_of_one() {
-        Adam::new(AdamConfig { beta2: 1.0, ..AdamConfig::paper(1.0) });
+        Adam::<f32>::new(AdamConfig { beta2: 1.0, ..AdamConfig::paper(1.0) });
     }
 }

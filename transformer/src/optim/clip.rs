@@ -1,25 +1,26 @@
-//! Global-norm gradient clipping: all gradients measured as one vector, and the factor that
-//! brings its norm down to a limit.
+//! Global-norm gradient clipping: all gradients measured as one vector, and scaled down together
+//! when its norm exceeds a limit.
 
 use super::elementwise::CHUNK;
-use autograd::{Gradients, ParamStore};
+use autograd::{Element, Gradients, ParamStore};
 use rayon::prelude::*;
 
-/// What [`clip_grad_norm`] found: the norm, and the factor that clips it.
+/// What [`clip_grad_norm`] and [`grad_clip`] found: the norm, and the factor that clips it.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct GradClip {
+pub struct GradClip<T = f32> {
     /// The L2 norm of all gradients together, before clipping (what
     /// `torch.nn.utils.clip_grad_norm_` returns). Worth logging: spikes show instability.
-    pub total_norm: f32,
+    pub total_norm: T,
     /// The factor every gradient is to be multiplied by: `min(1, max_norm / (total_norm + 1e-6))`.
-    /// Pass it to [`super::Optimizer::step_scaled`].
-    pub scale: f32,
+    /// [`clip_grad_norm`] has applied it; after [`grad_clip`], pass it to
+    /// [`super::Optimizer::step_scaled`].
+    pub scale: T,
 }
 
-impl GradClip {
+impl<T: Element> GradClip<T> {
     /// True if the gradients are scaled down (the norm exceeded the limit).
     pub fn is_clipped(&self) -> bool {
-        self.scale < 1.0
+        self.scale < T::ONE
     }
 }
 
@@ -38,13 +39,13 @@ impl GradClip {
 /// let loss = tape.param(&a).mul_scalar(3.0) + tape.param(&b).mul_scalar(4.0);
 /// assert_eq!(grad_norm(&loss.sum_all().backward(), &params), 5.0);
 /// ```
-pub fn grad_norm(grads: &Gradients<f32>, params: &ParamStore<f32>) -> f32 {
+pub fn grad_norm<T: Element>(grads: &Gradients<T>, params: &ParamStore<T>) -> T {
     let sum_of_squares: f64 = params.iter().filter_map(|p| grads.param(p)).map(|g| sum_of_squares(g.data())).sum();
-    sum_of_squares.sqrt() as f32
+    T::from_f64(sum_of_squares.sqrt())
 }
 
-fn sum_of_squares(data: &[f32]) -> f64 {
-    let chunk = |c: &[f32]| c.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>();
+fn sum_of_squares<T: Element>(data: &[T]) -> f64 {
+    let chunk = |c: &[T]| c.iter().map(|&x| x.to_f64() * x.to_f64()).sum::<f64>();
     if data.len() <= CHUNK {
         chunk(data)
     } else {
@@ -53,8 +54,8 @@ fn sum_of_squares(data: &[f32]) -> f64 {
     }
 }
 
-/// Global-norm clipping: if the gradients of `params`, taken as one vector, have an L2 norm above
-/// `max_norm`, they are to be scaled down to it:
+/// Global-norm clipping, in place: if the gradients of `params`, taken as one vector, have an
+/// L2 norm above `max_norm`, every one of them is scaled down so the norm becomes `max_norm`:
 ///
 /// ```text
 /// total_norm = √(Σ_p ‖g_p‖²)
@@ -62,15 +63,10 @@ fn sum_of_squares(data: &[f32]) -> f64 {
 /// g_p        ← scale · g_p
 /// ```
 ///
-/// [`Gradients`] are read-only, so this function does not rewrite them: it returns the norm and
-/// the scale, and the optimizer applies the scale as it reads each gradient
-/// (`optimizer.step_scaled(params, grads, clip.scale)`), which computes exactly what PyTorch's
-/// optimizer computes after `clip_grad_norm_` scaled the gradients in place. Parameters without
-/// a gradient take no part.
-///
-/// A non-finite `total_norm` (an overflow or a NaN somewhere) gives a scale of 1 for NaN and 0
-/// for infinity; check `clip.total_norm.is_finite()` to skip such a step (PyTorch's
-/// `error_if_nonfinite`).
+/// Parameters without a gradient take no part. It returns the norm before clipping and the
+/// scale applied. A non-finite `total_norm` (an overflow or a NaN somewhere) gives a scale of 1
+/// for NaN and 0 for infinity; check `clip.total_norm.is_finite()` to skip such a step
+/// (PyTorch's `error_if_nonfinite`).
 ///
 /// PyTorch equivalent: `total_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)`.
 ///
@@ -82,19 +78,35 @@ fn sum_of_squares(data: &[f32]) -> f64 {
 /// let w = params.root().param("w", Tensor::zeros([2]));
 /// let tape = Tape::new();
 /// let g = tape.constant(Tensor::from_vec(vec![30.0, 40.0], [2]));
-/// let grads = (tape.param(&w) * g).sum_all().backward(); // gradient [30, 40], norm 50
-/// let clip = clip_grad_norm(&grads, &params, 5.0);
+/// let mut grads = (tape.param(&w) * g).sum_all().backward(); // gradient [30, 40], norm 50
+/// let clip = clip_grad_norm(&mut grads, &params, 5.0);
 /// assert_eq!(clip.total_norm, 50.0);
-/// assert!(clip.is_clipped() && (clip.scale - 0.1).abs() < 1e-7);
-/// Sgd::plain(1.0).step_scaled(&params, &grads, clip.scale);
+/// assert!((grads.param(&w).unwrap().data()[0] - 3.0).abs() < 1e-5);
+/// Sgd::plain(1.0).step(&params, &grads);
 /// let w = w.value();
 /// assert!((w.data()[0] + 3.0).abs() < 1e-5 && (w.data()[1] + 4.0).abs() < 1e-5);
 /// ```
-pub fn clip_grad_norm(grads: &Gradients<f32>, params: &ParamStore<f32>, max_norm: f32) -> GradClip {
+pub fn clip_grad_norm<T: Element>(grads: &mut Gradients<T>, params: &ParamStore<T>, max_norm: f64) -> GradClip<T> {
+    let clip = grad_clip(grads, params, max_norm);
+    if clip.is_clipped() {
+        for p in params.iter() {
+            if let Some(g) = grads.param_mut(p) {
+                g.data_mut().iter_mut().for_each(|x| *x *= clip.scale);
+            }
+        }
+    }
+    clip
+}
+
+/// What [`clip_grad_norm`] would do, without touching the gradients: the norm and the scale,
+/// for an optimizer to fold into its reading of each gradient
+/// (`optimizer.step_scaled(params, grads, clip.scale)`). That computes exactly what the step
+/// after an in-place clip computes, one pass over the gradients sooner.
+pub fn grad_clip<T: Element>(grads: &Gradients<T>, params: &ParamStore<T>, max_norm: f64) -> GradClip<T> {
     let total_norm = grad_norm(grads, params);
-    // f32 throughout, as PyTorch computes the coefficient from the f32 norm tensor.
-    let coefficient = max_norm / (total_norm + 1e-6);
-    GradClip { total_norm, scale: coefficient.min(1.0) }
+    // In the element type throughout, as PyTorch computes the coefficient from the norm tensor.
+    let coefficient = T::from_f64(max_norm) / (total_norm + T::from_f64(1e-6));
+    GradClip { total_norm, scale: if coefficient < T::ONE { coefficient } else { T::ONE } }
 }
 
 #[cfg(test)]
@@ -129,7 +141,7 @@ mod tests {
     #[test]
     fn below_the_limit_nothing_changes() {
         let (params, grads) = store_with_grads(&[vec![3.0], vec![4.0]]);
-        let clip = clip_grad_norm(&grads, &params, 10.0);
+        let clip = grad_clip(&grads, &params, 10.0);
         assert_eq!(clip, GradClip { total_norm: 5.0, scale: 1.0 });
         assert!(!clip.is_clipped());
     }
@@ -137,7 +149,7 @@ mod tests {
     #[test]
     fn above_the_limit_the_norm_becomes_the_limit() {
         let (params, grads) = store_with_grads(&[vec![3.0], vec![4.0]]);
-        let clip = clip_grad_norm(&grads, &params, 1.0);
+        let clip = grad_clip(&grads, &params, 1.0);
         assert_eq!(clip.scale, 1.0 / (5.0 + 1e-6));
         assert!((clip.scale * clip.total_norm - 1.0).abs() < 1e-6);
     }

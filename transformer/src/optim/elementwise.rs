@@ -1,7 +1,7 @@
 //! The loop every optimizer shares: find a parameter's gradient, then update its elements with
 //! their state, in fixed-size chunks spread over rayon.
 
-use autograd::{Gradients, Param, Tensor};
+use autograd::{Element, Gradients, Param, Tensor};
 use rayon::prelude::*;
 
 /// Elements per chunk. Each element's update is independent of every other, so the chunking
@@ -13,7 +13,11 @@ pub(super) const CHUNK: usize = 1 << 14;
 /// # Panics
 /// If the gradient's shape differs from the parameter's, naming the optimizer and the parameter.
 #[track_caller]
-pub(super) fn grad_of<'g>(optimizer: &str, param: &Param<f32>, grads: &'g Gradients<f32>) -> Option<&'g Tensor<f32>> {
+pub(super) fn grad_of<'g, T: Element>(
+    optimizer: &str,
+    param: &Param<T>,
+    grads: &'g Gradients<T>,
+) -> Option<&'g Tensor<T>> {
     let grad = grads.param(param)?;
     assert!(
         grad.shape() == &param.shape(),
@@ -28,12 +32,12 @@ pub(super) fn grad_of<'g>(optimizer: &str, param: &Param<f32>, grads: &'g Gradie
 /// Calls `f(value, grad_scale · grad, state)` for every element of a parameter.
 ///
 /// `state` holds one entry per element (a zero-sized type when the optimizer keeps none).
-pub(super) fn update<S: Send>(
-    values: &mut [f32],
-    grad: &[f32],
-    grad_scale: f32,
+pub(super) fn update<T: Element, S: Send>(
+    values: &mut [T],
+    grad: &[T],
+    grad_scale: T,
     state: &mut [S],
-    f: impl Fn(&mut f32, f32, &mut S) + Sync,
+    f: impl Fn(&mut T, T, &mut S) + Sync,
 ) {
     assert!(
         values.len() == grad.len() && values.len() == state.len(),
@@ -42,7 +46,7 @@ pub(super) fn update<S: Send>(
         grad.len(),
         state.len()
     );
-    let run = |values: &mut [f32], grad: &[f32], state: &mut [S]| {
+    let run = |values: &mut [T], grad: &[T], state: &mut [S]| {
         for ((x, &g), s) in values.iter_mut().zip(grad).zip(state) {
             f(x, g * grad_scale, s);
         }

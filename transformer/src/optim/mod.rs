@@ -14,10 +14,10 @@
 //! for step in 1..=20 {
 //!     let tape = Tape::new();
 //!     let x = tape.param(&w);
-//!     let grads = (x * x).sum_all().backward(); // loss = Σ w²
-//!     let clip = clip_grad_norm(&grads, &params, 1.0);
+//!     let mut grads = (x * x).sum_all().backward(); // loss = Σ w²
+//!     clip_grad_norm(&mut grads, &params, 1.0);
 //!     optimizer.set_lr(schedule.lr(step));
-//!     optimizer.step_scaled(&params, &grads, clip.scale);
+//!     optimizer.step(&params, &grads);
 //! }
 //! let w = w.value();
 //! assert!(w.data()[0] < 3.0 && w.data()[1] > -4.0);
@@ -27,9 +27,12 @@
 //!   implement it for any [`ParamStore`], keeping their state per parameter id.
 //! - [`Schedule`] maps a step number (from 1) to a learning rate: [`Noam`] (the paper's warm-up),
 //!   [`WarmupLinear`], [`Constant`].
-//! - [`clip_grad_norm`] measures the global gradient norm. Gradients are read-only, so clipping
-//!   does not rewrite them: it returns a [`GradClip`] whose `scale` the optimizer folds into the
-//!   gradient as it reads it, with [`Optimizer::step_scaled`].
+//! - [`clip_grad_norm`] scales the gradients in place to a global norm, as PyTorch's
+//!   `clip_grad_norm_`. [`grad_clip`] only measures, returning a [`GradClip`] whose `scale` the
+//!   optimizer folds into each gradient as it reads it ([`Optimizer::step_scaled`]): the same
+//!   result, one pass over the gradients sooner, which is what the training loops do.
+//! - Optimizers and clipping work for `f32` and `f64` parameters; learning rates and other
+//!   hyperparameters are `f64`.
 //!
 //! Every update follows the arithmetic of the `torch.optim` class it names, step by step, and
 //! is tested against parameters that PyTorch produced from the same gradients.
@@ -43,11 +46,11 @@ mod schedule;
 mod sgd;
 
 pub use adam::{Adam, AdamConfig, AdamW};
-pub use clip::{GradClip, clip_grad_norm, grad_norm};
+pub use clip::{GradClip, clip_grad_norm, grad_clip, grad_norm};
 pub use schedule::{Constant, Noam, Schedule, WarmupLinear};
 pub use sgd::{Sgd, SgdConfig};
 
-use autograd::{Gradients, ParamStore};
+use autograd::{Element, Gradients, ParamStore};
 
 /// Updates parameters from their gradients: the interface every optimizer implements.
 ///
@@ -57,24 +60,28 @@ use autograd::{Gradients, ParamStore};
 /// one optimizer can serve any [`ParamStore`], and reloading a store's values in place
 /// (`ParamStore::load`) keeps the state.
 ///
+/// Optimizers work for both element types: `Optimizer<f32>` (the default) for training,
+/// `Optimizer<f64>` for checks against PyTorch in double precision. Learning rates and other
+/// hyperparameters are `f64`, as Python floats are.
+///
 /// The trait is object safe: a training loop can hold a `Box<dyn Optimizer>`.
 ///
 /// PyTorch equivalent: `torch.optim.Optimizer` (`step()`, and `param_groups[0]["lr"]` for the
 /// learning rate).
-pub trait Optimizer {
+pub trait Optimizer<T: Element = f32> {
     /// One update in which every gradient is first multiplied by `grad_scale`: exactly what
     /// PyTorch computes after `clip_grad_norm_` scaled the `.grad` tensors in place. Pass the
-    /// [`GradClip::scale`] from [`clip_grad_norm`], or 1 for no clipping.
-    fn step_scaled(&mut self, params: &ParamStore<f32>, grads: &Gradients<f32>, grad_scale: f32);
+    /// [`GradClip::scale`] from [`grad_clip`], or 1 for no clipping.
+    fn step_scaled(&mut self, params: &ParamStore<T>, grads: &Gradients<T>, grad_scale: T);
 
     /// One update from the gradients as they are (`optimizer.step()` in PyTorch).
-    fn step(&mut self, params: &ParamStore<f32>, grads: &Gradients<f32>) {
-        self.step_scaled(params, grads, 1.0);
+    fn step(&mut self, params: &ParamStore<T>, grads: &Gradients<T>) {
+        self.step_scaled(params, grads, T::ONE);
     }
 
     /// The learning rate the next step will use.
-    fn lr(&self) -> f32;
+    fn lr(&self) -> f64;
 
     /// Sets the learning rate for the following steps (what a [`Schedule`] drives).
-    fn set_lr(&mut self, lr: f32);
+    fn set_lr(&mut self, lr: f64);
 }

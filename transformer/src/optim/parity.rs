@@ -2,7 +2,7 @@
 //! `tests/fixtures/optim/optim.safetensors` (made by `generate_optim.py` beside it) must land on
 //! PyTorch's parameters within 1e-5 relative.
 
-use super::{Adam, AdamConfig, AdamW, Noam, Optimizer, Schedule, Sgd, SgdConfig, clip_grad_norm};
+use super::{Adam, AdamConfig, AdamW, Noam, Optimizer, Schedule, Sgd, SgdConfig, grad_clip};
 use autograd::{ParamStore, Tape, Tensor, allclose, max_relative_error};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -71,7 +71,7 @@ fn assert_close(what: &str, got: &Tensor<f32>, want: &Tensor<f32>) {
 }
 
 /// Runs `case` for five steps and compares every parameter after every step with PyTorch's.
-fn check(case: &str, optimizer: &mut dyn Optimizer, schedule: Option<&dyn Schedule>, max_norm: Option<f32>) {
+fn check(case: &str, optimizer: &mut dyn Optimizer, schedule: Option<&dyn Schedule>, max_norm: Option<f64>) {
     let fixture = Fixture::load();
     let params = fixture.initial_params();
     let mut clipped_steps = 0;
@@ -89,16 +89,19 @@ fn check(case: &str, optimizer: &mut dyn Optimizer, schedule: Option<&dyn Schedu
             .expect("every step has some gradient")
             .backward();
 
-        let want_lr = fixture.get(&format!("{case}.lr")).data()[step - 1];
+        let want_lr = f64::from(fixture.get(&format!("{case}.lr")).data()[step - 1]);
         if let Some(schedule) = schedule {
             optimizer.set_lr(schedule.lr(step));
         }
         let lr = optimizer.lr();
-        assert!((lr - want_lr).abs() <= RTOL * want_lr.abs(), "{case} step {step}: lr {lr}, PyTorch used {want_lr}");
+        assert!(
+            (lr - want_lr).abs() <= f64::from(RTOL) * want_lr.abs(),
+            "{case} step {step}: lr {lr}, PyTorch used {want_lr}"
+        );
 
         let scale = match max_norm {
             Some(max_norm) => {
-                let clip = clip_grad_norm(&grads, &params, max_norm);
+                let clip = grad_clip(&grads, &params, max_norm);
                 let want = fixture.get(&format!("{case}.norm")).data()[step - 1];
                 let norm = clip.total_norm;
                 assert!((norm - want).abs() <= RTOL * want, "{case} step {step}: norm {norm}, PyTorch has {want}");

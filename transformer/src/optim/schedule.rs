@@ -11,7 +11,7 @@
 /// (LambdaLR asks for step 0 before the first update).
 pub trait Schedule {
     /// The learning rate of update number `step` (from 1).
-    fn lr(&self, step: usize) -> f32;
+    fn lr(&self, step: usize) -> f64;
 }
 
 /// The warm-up schedule of "Attention Is All You Need" (§5.3, eq. 3), named after the
@@ -31,13 +31,13 @@ pub trait Schedule {
 /// ```
 /// use transformer::optim::{Noam, Schedule};
 /// let noam = Noam::new(1.0, 512, 4000);
-/// assert!((noam.lr(4000) - 512f32.powf(-0.5) * 4000f32.powf(-0.5)).abs() < 1e-9);
+/// assert!((noam.lr(4000) - 512f64.powf(-0.5) * 4000f64.powf(-0.5)).abs() < 1e-15);
 /// assert!(noam.lr(100) < noam.lr(4000) && noam.lr(40_000) < noam.lr(4000));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Noam {
     /// Scales the whole curve (1 in the paper; the Annotated Transformer trains with 1 or 2).
-    pub factor: f32,
+    pub factor: f64,
     /// The model width d_model: wider models take smaller steps.
     pub d_model: usize,
     /// Steps of linear warm-up (4000 in the paper).
@@ -46,20 +46,20 @@ pub struct Noam {
 
 impl Noam {
     /// The schedule `factor · d_model^-0.5 · min(step^-0.5, step · warmup^-1.5)`.
-    pub fn new(factor: f32, d_model: usize, warmup: usize) -> Self {
+    pub fn new(factor: f64, d_model: usize, warmup: usize) -> Self {
         Noam { factor, d_model, warmup }
     }
 }
 
 impl Schedule for Noam {
-    fn lr(&self, step: usize) -> f32 {
+    fn lr(&self, step: usize) -> f64 {
         if step == 0 {
             return 0.0;
         }
         let (step, d_model, warmup) = (step as f64, self.d_model as f64, self.warmup as f64);
         // warmup 0: warmup^-1.5 is +inf, so the min always takes step^-0.5.
         let shape = step.powf(-0.5).min(step * warmup.powf(-1.5));
-        (f64::from(self.factor) * d_model.powf(-0.5) * shape) as f32
+        self.factor * d_model.powf(-0.5) * shape
     }
 }
 
@@ -87,7 +87,7 @@ impl Schedule for Noam {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WarmupLinear {
     /// The highest learning rate, reached at step `warmup`.
-    pub peak: f32,
+    pub peak: f64,
     /// Steps of linear warm-up (0 starts at the peak).
     pub warmup: usize,
     /// The step at which the rate reaches 0: the length of the run.
@@ -100,15 +100,15 @@ impl WarmupLinear {
     /// # Panics
     /// If `warmup` exceeds `total`.
     #[track_caller]
-    pub fn new(peak: f32, warmup: usize, total: usize) -> Self {
+    pub fn new(peak: f64, warmup: usize, total: usize) -> Self {
         assert!(warmup <= total, "WarmupLinear: {warmup} warm-up steps exceed the {total} steps of the run");
         WarmupLinear { peak, warmup, total }
     }
 }
 
 impl Schedule for WarmupLinear {
-    fn lr(&self, step: usize) -> f32 {
-        let peak = f64::from(self.peak);
+    fn lr(&self, step: usize) -> f64 {
+        let peak = self.peak;
         let fraction = if step == 0 || step >= self.total {
             0.0
         } else if step <= self.warmup {
@@ -116,7 +116,7 @@ impl Schedule for WarmupLinear {
         } else {
             (self.total - step) as f64 / (self.total - self.warmup) as f64
         };
-        (peak * fraction) as f32
+        peak * fraction
     }
 }
 
@@ -129,10 +129,10 @@ impl Schedule for WarmupLinear {
 /// assert_eq!(Constant(3e-4).lr(1), Constant(3e-4).lr(10_000));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Constant(pub f32);
+pub struct Constant(pub f64);
 
 impl Schedule for Constant {
-    fn lr(&self, _step: usize) -> f32 {
+    fn lr(&self, _step: usize) -> f64 {
         self.0
     }
 }

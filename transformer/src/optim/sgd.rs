@@ -3,7 +3,7 @@
 
 use super::Optimizer;
 use super::elementwise::{grad_of, update};
-use autograd::{Gradients, ParamStore};
+use autograd::{Element, Gradients, ParamStore};
 use std::collections::HashMap;
 
 /// Hyperparameters of [`Sgd`].
@@ -16,14 +16,14 @@ use std::collections::HashMap;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdConfig {
     /// Learning rate α.
-    pub lr: f32,
+    pub lr: f64,
     /// Momentum μ (0 for plain SGD); 0.9 is the usual choice.
-    pub momentum: f32,
+    pub momentum: f64,
     /// Dampening τ: the gradient enters the momentum buffer with weight 1 − τ (0 in PyTorch's
     /// default, and required by Nesterov momentum).
-    pub dampening: f32,
+    pub dampening: f64,
     /// L2 weight decay λ: λ·θ is added to the gradient (0 for none).
-    pub weight_decay: f32,
+    pub weight_decay: f64,
     /// Nesterov momentum: step along g + μ·b instead of b.
     pub nesterov: bool,
 }
@@ -31,7 +31,7 @@ pub struct SgdConfig {
 impl SgdConfig {
     /// Plain SGD with learning rate `lr`: no momentum, no dampening, no weight decay, as
     /// `torch.optim.SGD(params, lr)`.
-    pub fn new(lr: f32) -> Self {
+    pub fn new(lr: f64) -> Self {
         SgdConfig { lr, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false }
     }
 }
@@ -69,13 +69,13 @@ impl SgdConfig {
 /// // b = 1, then b = 0.9·1 + 1 = 1.9: θ = 1 − 0.1·1 − 0.1·1.9
 /// assert!((w.value().data()[0] - 0.71).abs() < 1e-6);
 /// ```
-pub struct Sgd {
+pub struct Sgd<T: Element = f32> {
     config: SgdConfig,
     /// Momentum buffers by parameter id (empty without momentum).
-    buffers: HashMap<u64, Vec<f32>>,
+    buffers: HashMap<u64, Vec<T>>,
 }
 
-impl Sgd {
+impl<T: Element> Sgd<T> {
     /// SGD with the given hyperparameters.
     ///
     /// # Panics
@@ -96,7 +96,7 @@ impl Sgd {
     }
 
     /// Plain SGD: θ ← θ − α·g.
-    pub fn plain(lr: f32) -> Self {
+    pub fn plain(lr: f64) -> Self {
         Self::new(SgdConfig::new(lr))
     }
 
@@ -105,7 +105,7 @@ impl Sgd {
     /// # Panics
     /// If `lr` or `momentum` is negative.
     #[track_caller]
-    pub fn with_momentum(lr: f32, momentum: f32) -> Self {
+    pub fn with_momentum(lr: f64, momentum: f64) -> Self {
         Self::new(SgdConfig { momentum, ..SgdConfig::new(lr) })
     }
 
@@ -115,15 +115,17 @@ impl Sgd {
     }
 }
 
-impl Optimizer for Sgd {
-    fn step_scaled(&mut self, params: &ParamStore<f32>, grads: &Gradients<f32>, grad_scale: f32) {
+impl<T: Element> Optimizer<T> for Sgd<T> {
+    fn step_scaled(&mut self, params: &ParamStore<T>, grads: &Gradients<T>, grad_scale: T) {
         let SgdConfig { lr, momentum, dampening, weight_decay, nesterov } = self.config;
-        // PyTorch's Python floats become f32 scalars here: `alpha=1 - dampening`, `alpha=-lr`.
-        let (neg_lr, one_minus_dampening) = (-lr, (1.0 - f64::from(dampening)) as f32);
-        let decayed = |x: f32, g: f32| if weight_decay != 0.0 { g + weight_decay * x } else { g };
+        // PyTorch's Python floats become scalars of the element type here: `alpha=1 - dampening`,
+        // `alpha=-lr`.
+        let (neg_lr, one_minus_dampening) = (T::from_f64(-lr), T::from_f64(1.0 - dampening));
+        let (momentum, weight_decay) = (T::from_f64(momentum), T::from_f64(weight_decay));
+        let decayed = |x: T, g: T| if weight_decay != T::ZERO { g + weight_decay * x } else { g };
         for param in params.iter() {
             let Some(grad) = grad_of("Sgd", param, grads) else { continue };
-            if momentum == 0.0 {
+            if momentum == T::ZERO {
                 let mut no_state = vec![(); grad.numel()];
                 param.update(|values| {
                     update(values, grad.data(), grad_scale, &mut no_state, |x, g, _| *x += neg_lr * decayed(*x, g))
@@ -131,7 +133,7 @@ impl Optimizer for Sgd {
                 continue;
             }
             let first = !self.buffers.contains_key(&param.id());
-            let buffer = self.buffers.entry(param.id()).or_insert_with(|| vec![0.0; grad.numel()]);
+            let buffer = self.buffers.entry(param.id()).or_insert_with(|| vec![T::ZERO; grad.numel()]);
             param.update(|values| {
                 update(values, grad.data(), grad_scale, buffer, |x, g, b| {
                     let g = decayed(*x, g);
@@ -143,11 +145,11 @@ impl Optimizer for Sgd {
         }
     }
 
-    fn lr(&self) -> f32 {
+    fn lr(&self) -> f64 {
         self.config.lr
     }
 
-    fn set_lr(&mut self, lr: f32) {
+    fn set_lr(&mut self, lr: f64) {
         self.config.lr = lr;
     }
 }
@@ -161,10 +163,10 @@ mod tests {
     fn run(config: SgdConfig, w0: f32, gs: &[f32]) -> f32 {
         let mut params = ParamStore::<f32>::new();
         let w = params.root().param("w", Tensor::from_vec(vec![w0], [1]));
-        let mut sgd = Sgd::new(config);
+        let mut sgd = Sgd::<f32>::new(config);
         for &g in gs {
             let tape = Tape::new();
-            let grads = tape.param(&w).mul_scalar(g).sum_all().backward();
+            let grads = tape.param(&w).mul_scalar(f64::from(g)).sum_all().backward();
             sgd.step(&params, &grads);
         }
         w.value().data()[0]
@@ -193,6 +195,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "Sgd: Nesterov momentum needs momentum > 0 and dampening 0")]
     fn nesterov_without_momentum_is_refused() {
-        Sgd::new(SgdConfig { nesterov: true, ..SgdConfig::new(0.1) });
+        Sgd::<f32>::new(SgdConfig { nesterov: true, ..SgdConfig::new(0.1) });
     }
 }
