@@ -110,7 +110,7 @@ fn main() -> std::io::Result<()> {
     //   dloss/dw2 = hiddenᵀ · (2e/N)                 (the matmul rule)
     let de = e.mul_scalar(2.0 / 4.0); // (4, 1)
     let db2_by_hand = de.sum(&[0], false); // (1,)
-    let dw2_by_hand = hidden_value.transpose(0, 1).matmul(&de); // (5, 4)·(4, 1) = (5, 1)
+    let dw2_by_hand = hidden_value.t().matmul(&de); // (5, 4)·(4, 1) = (5, 1)
     // f32 sums in a different order round differently, so compare within a relative 1e-6.
     assert!(allclose(&grads[b2], &db2_by_hand, 1e-6, 1e-7), "{} vs {}", grads[b2], db2_by_hand);
     assert!(allclose(&grads[w2], &dw2_by_hand, 1e-6, 1e-7), "{} vs {}", grads[w2], dw2_by_hand);

@@ -83,7 +83,7 @@ fn main() {
     let p = features.matmul(&w0).sigmoid(); // (n, 1)
     let slope = &p * &(&Tensor::ones([n, 1]) - &p); // p(1 − p), (n, 1)
     let xv = features.matmul(&direction); // (n, 1)
-    let hv_by_hand = features.transpose(0, 1).matmul(&(&slope * &xv)).mul_scalar(1.0 / n as f64); // (d, 1)
+    let hv_by_hand = features.t().matmul(&(&slope * &xv)).mul_scalar(1.0 / n as f64); // (d, 1)
     assert!(allclose(&hv, &hv_by_hand, 1e-12, 1e-14), "{hv} vs {hv_by_hand}");
 
     // And what H·v means: how fast the gradient changes as w moves along v. A central

@@ -61,12 +61,13 @@ impl Linear {
         Linear { weight, bias }
     }
 
-    fn forward<'t>(&self, tape: &'t Tape, x: Var<'t>) -> Var<'t> {
-        // `tape.param` puts a parameter's current value on this tape as a leaf. The parameter
-        // itself lives on in the store after the tape is gone.
+    fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
+        // Every var knows its tape. `tape.param` puts a parameter's current value on it as a
+        // leaf; the parameter itself lives on in the store after the tape is gone.
+        let tape = x.tape();
         let w = tape.param(&self.weight); // (out, in)
         let b = tape.param(&self.bias); // (out,)
-        x.matmul_t(w, false, true) + b // (batch, in)·(in, out) + (out,) → (batch, out)
+        x.matmul(w.t()) + b // (batch, in)·(in, out) + (out,) → (batch, out)
     }
 }
 
@@ -85,10 +86,10 @@ impl Mlp {
         Mlp { layers }
     }
 
-    fn forward<'t>(&self, tape: &'t Tape, x: Var<'t>) -> Var<'t> {
+    fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
         let mut h = x; // (batch, 2)
         for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(tape, h); // (batch, hidden), the last layer (batch, 2)
+            h = layer.forward(h); // (batch, hidden), the last layer (batch, 2)
             if i + 1 < self.layers.len() {
                 h = h.tanh(); // no activation after the last layer: logits may be any number
             }
@@ -98,7 +99,7 @@ impl Mlp {
 
     /// Mean cross-entropy of the model's logits against the classes: what training lowers.
     fn loss<'t>(&self, tape: &'t Tape, points: &Tensor, classes: &[usize]) -> Var<'t> {
-        let logits = self.forward(tape, tape.constant(points.clone())); // (batch, 2)
+        let logits = self.forward(tape.constant(points.clone())); // (batch, 2)
         logits.cross_entropy(classes, CrossEntropyOptions::default()) // ()
     }
 }
@@ -109,7 +110,7 @@ fn accuracy(model: &Mlp, points: &Tensor, classes: &[usize]) -> f64 {
     let tape = Tape::new();
     // Evaluation needs no gradients: under no_grad nothing is marked as needing one.
     let _no_grad = tape.no_grad();
-    let logits = model.forward(&tape, tape.constant(points.clone())).value(); // (batch, 2)
+    let logits = model.forward(tape.constant(points.clone())).value(); // (batch, 2)
     let correct = classes.iter().enumerate().filter(|&(i, &class)| predicted_class(&logits, i) == class).count();
     correct as f64 / classes.len() as f64
 }

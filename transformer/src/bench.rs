@@ -82,3 +82,36 @@ pub fn step_memory(cfg: &ModelConfig, batch_size: usize, src_len: usize, tgt_len
     loss.backward();
     (forward, tape.memory().backward_peak.expect("memory tracking is on"))
 }
+
+/// Tokens per second of greedy generation by a language model: what `transformer bench
+/// --decode` reports for one batch size, with or without the KV cache.
+#[derive(Clone, Debug)]
+pub struct DecodeResult {
+    /// Sequences generated side by side.
+    pub batch: usize,
+    /// Whether earlier positions' keys and values were cached.
+    pub cache: bool,
+    /// batch · new tokens / median seconds of a whole generation.
+    pub tokens_per_s: f64,
+}
+
+/// Times greedy generation of `new_tokens` tokens after a one-token prompt (plus `<bos>`), by a
+/// model built from `cfg` with random weights: one warm-up run, then the median of `runs`.
+pub fn decode(cfg: &crate::lm::LmConfig, batch: usize, new_tokens: usize, cache: bool, runs: usize) -> DecodeResult {
+    use crate::lm::{CharLM, Sampling, generate};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let mut params = ParamStore::<f32>::new();
+    let model = CharLM::new(cfg, &mut params, &mut rng);
+    let prompts: Vec<Vec<usize>> = (0..batch).map(|i| vec![4 + i % (cfg.vocab_size - 4)]).collect();
+    let mut times: Vec<f64> = (0..runs + 1)
+        .map(|_| {
+            let start = Instant::now();
+            generate(&model, &prompts, new_tokens, Sampling::GREEDY, &mut rng, cache);
+            start.elapsed().as_secs_f64()
+        })
+        .skip(1)
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    DecodeResult { batch, cache, tokens_per_s: (batch * new_tokens) as f64 / median }
+}

@@ -91,20 +91,26 @@ enum Command {
         text: Vec<String>,
     },
     /// Time training steps on random tokens; prints one JSON object.
+    ///
+    /// With --decode, time greedy generation by a language model instead (an LM config.json):
+    /// one JSON object per batch size, with and without the KV cache.
     Bench {
         /// Model config.json.
         #[arg(long)]
         config: PathBuf,
-        /// Examples per batch.
+        /// Examples per batch (with --decode: a comma-separated list, default 1,32).
         #[arg(long)]
-        batch_size: usize,
+        batch_size: Option<String>,
         /// Source length in tokens.
+        #[arg(long, required_unless_present = "decode")]
+        src_len: Option<usize>,
+        /// Target length in tokens (with --decode: new tokens per sequence, default max_len - 1).
+        #[arg(long, required_unless_present = "decode")]
+        tgt_len: Option<usize>,
+        /// Time greedy generation (tokens/s) of an LM config instead of training steps.
         #[arg(long)]
-        src_len: usize,
-        /// Target length in tokens.
-        #[arg(long)]
-        tgt_len: usize,
-        /// Timed steps (after 3 warm-up steps).
+        decode: bool,
+        /// Timed steps (after 3 warm-up steps); with --decode, timed generations (after 1).
         #[arg(long, default_value_t = 20)]
         steps: usize,
         /// Worker threads (default: all cores).
@@ -337,35 +343,46 @@ fn run(command: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Bench { config, batch_size, src_len, tgt_len, steps, threads, memory } => in_pool(threads, || {
-            let cfg = ModelConfig::load(&config)?;
-            for (flag, v) in
-                [("--batch-size", batch_size), ("--src-len", src_len), ("--tgt-len", tgt_len), ("--steps", steps)]
-            {
-                if v == 0 {
-                    return Err(Error::flag(flag, "must be at least 1, found 0"));
+        Command::Bench { config, batch_size, src_len, tgt_len, decode, steps, threads, memory } => {
+            in_pool(threads, || {
+                if decode {
+                    return bench_decode(&config, batch_size.as_deref(), tgt_len, steps);
                 }
-            }
-            for (flag, v) in [("--src-len", src_len), ("--tgt-len", tgt_len)] {
-                if v > cfg.max_len {
-                    return Err(Error::flag(
-                        flag,
-                        format!("{v} is longer than the config's max_len of {}", cfg.max_len),
-                    ));
+                let batch_size = match batch_size.as_deref().map(str::parse::<usize>) {
+                    Some(Ok(b)) => b,
+                    Some(Err(e)) => return Err(Error::flag("--batch-size", e)),
+                    None => return Err(Error::flag("--batch-size", "is required to time training steps")),
+                };
+                let (src_len, tgt_len) = (src_len.unwrap_or(0), tgt_len.unwrap_or(0));
+                let cfg = ModelConfig::load(&config)?;
+                for (flag, v) in
+                    [("--batch-size", batch_size), ("--src-len", src_len), ("--tgt-len", tgt_len), ("--steps", steps)]
+                {
+                    if v == 0 {
+                        return Err(Error::flag(flag, "must be at least 1, found 0"));
+                    }
                 }
-            }
-            let r = transformer::bench::run(&cfg, batch_size, src_len, tgt_len, steps);
-            println!(
-                "{}",
-                serde_json::json!({ "ms_per_step": r.ms_per_step, "tokens_per_s": r.tokens_per_s, "params": r.params })
-            );
-            if memory {
-                let (forward, peak) = transformer::bench::step_memory(&cfg, batch_size, src_len, tgt_len);
-                eprintln!("the tape at the end of one step's forward pass: {forward}");
-                eprintln!("peak during its backward pass: {:.1} MiB", peak as f64 / (1024.0 * 1024.0));
-            }
-            Ok(())
-        }),
+                for (flag, v) in [("--src-len", src_len), ("--tgt-len", tgt_len)] {
+                    if v > cfg.max_len {
+                        return Err(Error::flag(
+                            flag,
+                            format!("{v} is longer than the config's max_len of {}", cfg.max_len),
+                        ));
+                    }
+                }
+                let r = transformer::bench::run(&cfg, batch_size, src_len, tgt_len, steps);
+                println!(
+                    "{}",
+                    serde_json::json!({ "ms_per_step": r.ms_per_step, "tokens_per_s": r.tokens_per_s, "params": r.params })
+                );
+                if memory {
+                    let (forward, peak) = transformer::bench::step_memory(&cfg, batch_size, src_len, tgt_len);
+                    eprintln!("the tape at the end of one step's forward pass: {forward}");
+                    eprintln!("peak during its backward pass: {:.1} MiB", peak as f64 / (1024.0 * 1024.0));
+                }
+                Ok(())
+            })
+        }
         Command::Lm { command } => run_lm(command),
     }
 }
@@ -447,6 +464,44 @@ fn run_lm(command: LmCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `bench --decode`: tokens/s of greedy generation, with and without the cache, per batch size.
+fn bench_decode(
+    config: &std::path::Path,
+    batch_sizes: Option<&str>,
+    new_tokens: Option<usize>,
+    runs: usize,
+) -> Result<()> {
+    let cfg = LmConfig::load(config)?;
+    let sizes: Vec<usize> = batch_sizes
+        .unwrap_or("1,32")
+        .split(',')
+        .map(|b| match b.trim().parse::<usize>() {
+            Ok(b) if b > 0 => Ok(b),
+            _ => Err(Error::flag("--batch-size", format!("expected batch sizes above 0 like 1,32, found {b:?}"))),
+        })
+        .collect::<Result<_>>()?;
+    let new_tokens = new_tokens.unwrap_or(cfg.max_len - 1);
+    if new_tokens == 0 || new_tokens + 1 > cfg.max_len {
+        return Err(Error::flag(
+            "--tgt-len",
+            format!("{new_tokens} new tokens after a one-token prompt must be in 1..={}", cfg.max_len - 1),
+        ));
+    }
+    if runs == 0 {
+        return Err(Error::flag("--steps", "must be at least 1, found 0"));
+    }
+    for batch in sizes {
+        for cache in [true, false] {
+            let r = transformer::bench::decode(&cfg, batch, new_tokens, cache, runs);
+            println!(
+                "{}",
+                serde_json::json!({ "batch": r.batch, "cache": r.cache, "new_tokens": new_tokens, "tokens_per_s": r.tokens_per_s.round() })
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The flags both `train` and `lm train` take, checked.
