@@ -24,13 +24,15 @@ impl Sampling {
     /// The next token from one row of logits. The special tokens are never chosen: generated
     /// text is characters only.
     pub fn pick<T: Element>(&self, logits: &[T], rng: &mut impl Rng) -> usize {
+        let first = SPECIALS.len();
+        if self.temperature <= 0.0 {
+            // The first of the largest, as argmax.
+            return first + crate::loss::argmax(&logits[first..]);
+        }
         let mut scored: Vec<(usize, f64)> =
             logits.iter().enumerate().skip(SPECIALS.len()).map(|(i, l)| (i, l.to_f64())).collect();
-        // Most likely first; ties keep the lower id first, so greedy is deterministic.
+        // Most likely first; ties keep the lower id first.
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        if self.temperature <= 0.0 {
-            return scored[0].0;
-        }
         scored.truncate(self.top_k.unwrap_or(scored.len()).max(1));
         let best = scored[0].1;
         let weights: Vec<f64> = scored.iter().map(|&(_, l)| ((l - best) / self.temperature).exp()).collect();

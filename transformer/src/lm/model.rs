@@ -56,6 +56,7 @@ impl<T: Element> CharLM<T> {
         CharLM { cfg: cfg.clone(), embed, pos_embed, blocks, norm, lm_head }
     }
 
+    // ANCHOR: forward
     /// Token ids `(batch, t)` → logits `(batch, t, vocab)`: position i predicts token i + 1.
     ///
     /// # Panics
@@ -69,6 +70,7 @@ impl<T: Element> CharLM<T> {
         }
         self.head(x) // (batch, t, vocab)
     }
+    // ANCHOR_END: forward
 
     /// The next positions of sequences whose earlier positions are in `caches` (one per
     /// block, empty at the start): ids `(batch, t_new)` → logits `(batch, t_new, vocab)`. Their

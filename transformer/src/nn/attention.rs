@@ -74,6 +74,7 @@ impl<T: Element> MultiHeadAttention<T> {
         self.out_proj.forward(out)
     }
 
+    // ANCHOR: forward_cached
     /// Attention for decoding one step at a time: queries `x` `(batch, t_new, d)` over keys and
     /// values kept in `cache` instead of recomputed.
     ///
@@ -108,6 +109,7 @@ impl<T: Element> MultiHeadAttention<T> {
         let weights = self.dropout.forward(weights, ctx);
         self.out_proj.forward(weights.attend(v)) // (batch, t_new, d)
     }
+    // ANCHOR_END: forward_cached
 
     /// Q (`part` 0), K (1) or V (2) of `input` `(batch, len, d)`, from that part's rows of the
     /// stacked weight: narrowing a [d, d] weight is cheap, where splitting a (batch, t, 3d)
