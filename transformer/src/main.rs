@@ -401,6 +401,12 @@ fn run_lm(command: LmCommand) -> Result<()> {
             };
             let opts =
                 LmTrainOptions { model, steps, batch_size, seed, lr, out: out.clone(), ..LmTrainOptions::default() };
+            if let Err(e) = opts.split(&corpus) {
+                return Err(match &text {
+                    Some(path) => Error::file(path, e),
+                    None => e,
+                });
+            }
             eprintln!("training on {name} ({} characters) for {steps} steps of {batch_size}", corpus.chars().count());
             let summary = transformer::lm::train(&opts, &corpus).map_err(|e| match &text {
                 Some(path) if !e.message().starts_with(&path.display().to_string()) && e.exit_code() == 2 => {

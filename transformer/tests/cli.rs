@@ -854,3 +854,157 @@ fn error_train_out_is_a_file() {
     let args = ["train", "--task", "reverse", "--steps", "5", "--config", arg(&config), "--out", arg(&out)];
     fails_cleanly(tmp.path(), &args, None, &["taken"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The language model: lm train, lm eval, lm generate, bench --decode
+// ---------------------------------------------------------------------------------------------
+
+/// A tiny LM config.json (vocab_size is taken from the text).
+fn tiny_lm_config() -> Value {
+    json!({
+        "architecture": "decoder_only", "d_model": 16, "n_heads": 2, "n_layers": 2, "d_ff": 32,
+        "dropout": 0.1, "activation": "gelu", "layer_norm_eps": 1e-5, "max_len": 24, "tie_output": true
+    })
+}
+
+/// A small text with a pattern to learn, several thousand characters long.
+fn lm_text() -> String {
+    (0..300).map(|i| format!("let x{} = {};\n", i % 7, i % 10)).collect()
+}
+
+/// One trained language model, shared: (temp dir, model dir, text file).
+fn trained_lm() -> &'static (PathBuf, PathBuf) {
+    static RUN: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("transformer-cli-{}-lm", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = dir.join("code.txt");
+        std::fs::write(&text, lm_text()).unwrap();
+        let config = dir.join("lm.json");
+        std::fs::write(&config, to_json(&tiny_lm_config())).unwrap();
+        let args =
+            ["lm", "train", "--text", arg(&text), "--config", arg(&config), "--steps", "150", "--batch-size", "8"];
+        let stdout = succeeds(&dir, &[&args[..], &["--out", arg(&dir.join("run"))]].concat(), None);
+        assert!(stdout.contains("held-out loss:") && stdout.contains("bits per character"), "{stdout}");
+        assert!(stdout.contains("sample:\npub fn "), "{stdout}");
+        (text, dir.join("run"))
+    })
+}
+
+#[test]
+fn lm_train_writes_the_model_dir_metrics_and_plot_and_learns() {
+    let (_, run) = trained_lm();
+    for file in ["model/config.json", "model/vocab.json", "model/model.safetensors", "metrics.jsonl", "loss.png"] {
+        assert!(run.join(file).is_file(), "lm train should write {file}");
+    }
+    let cfg: Value = serde_json::from_str(&std::fs::read_to_string(run.join("model/config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["architecture"], "decoder_only");
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let losses: Vec<f64> =
+        metrics.lines().filter_map(|l| serde_json::from_str::<Value>(l).unwrap()["loss"].as_f64()).collect();
+    assert!(losses.len() >= 3 && losses.last().unwrap() < &(losses[0] * 0.6), "the loss should fall: {losses:?}");
+    let last: Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    assert!(last["held_out_bits_per_char"].as_f64().is_some_and(f64::is_finite), "{last}");
+}
+
+#[test]
+fn lm_eval_prints_characters_loss_and_bits() {
+    let (text, run) = trained_lm();
+    let tmp = TempDir::new("lm-eval");
+    let stdout = succeeds(tmp.path(), &["lm", "eval", "--model", arg(&run.join("model")), "--text", arg(text)], None);
+    let object = one_json_object(&stdout);
+    assert_eq!(keys(&object), ["bits_per_char", "characters", "loss"], "{stdout}");
+    assert_eq!(object["characters"].as_u64(), Some(lm_text().chars().count() as u64));
+    let (loss, bits) = (object["loss"].as_f64().unwrap(), object["bits_per_char"].as_f64().unwrap());
+    assert!(loss.is_finite() && loss > 0.0 && loss < 2.0, "a model trained on this text: {stdout}");
+    assert!((bits - loss / std::f64::consts::LN_2).abs() < 1e-9, "{stdout}");
+}
+
+#[test]
+fn lm_generate_is_reproducible_and_fits_max_len() {
+    let (_, run) = trained_lm();
+    let tmp = TempDir::new("lm-generate");
+    let model = run.join("model");
+    let generate = |extra: &[&str]| {
+        let args = [&["lm", "generate", "--model", arg(&model), "--prompt", "let x"][..], extra].concat();
+        succeeds(tmp.path(), &args, None)
+    };
+    let greedy = generate(&["--temperature", "0", "--max-new-tokens", "12"]);
+    assert_eq!(
+        greedy,
+        generate(&["--temperature", "0", "--max-new-tokens", "12", "--seed", "5"]),
+        "greedy ignores the seed"
+    );
+    assert!(greedy.starts_with("let x") && greedy.trim_end_matches('\n').chars().count() >= 5 + 12 - 1, "{greedy:?}");
+    let sampled = generate(&["--seed", "3", "--top-k", "4"]);
+    assert_eq!(sampled, generate(&["--seed", "3", "--top-k", "4"]), "a seed fixes the sample");
+    // Without --max-new-tokens the text fills the context: 24 characters in all.
+    assert_eq!(sampled.strip_suffix('\n').unwrap().chars().count(), 24, "{sampled:?}");
+}
+
+#[test]
+fn lm_bad_input_is_named() {
+    let (text, run) = trained_lm();
+    let tmp = TempDir::new("lm-bad");
+    let lm_model = run.join("model");
+    let m = arg(&lm_model);
+    fails_cleanly(
+        tmp.path(),
+        &["lm", "generate", "--model", m, "--max-new-tokens", "30"],
+        None,
+        &["--max-new-tokens", "24"],
+    );
+    fails_cleanly(tmp.path(), &["lm", "generate", "--model", m, "--temperature", "-1"], None, &["--temperature"]);
+    fails_cleanly(tmp.path(), &["lm", "generate", "--model", m, "--top-k", "0"], None, &["--top-k"]);
+    let long_prompt = "x".repeat(24);
+    fails_cleanly(tmp.path(), &["lm", "generate", "--model", m, "--prompt", &long_prompt], None, &["--prompt"]);
+    // A translator's directory is not a language model.
+    fails_cleanly(
+        tmp.path(),
+        &["lm", "eval", "--model", arg(model()), "--text", arg(text)],
+        None,
+        &["config.json", "decoder_only"],
+    );
+    fails_cleanly(tmp.path(), &["lm", "train", "--text", "missing.txt", "--steps", "1"], None, &["missing.txt"]);
+    let binary = tmp.write("binary.txt", [0x66u8, 0x6f, 0xff, 0xfe]);
+    fails_cleanly(tmp.path(), &["lm", "train", "--text", arg(&binary), "--steps", "1"], None, &["binary.txt", "UTF-8"]);
+    let mut bad = tiny_lm_config();
+    bad["n_heads"] = json!(3);
+    let config = tmp.write("bad.json", to_json(&bad));
+    fails_cleanly(
+        tmp.path(),
+        &["lm", "train", "--config", arg(&config), "--steps", "1"],
+        None,
+        &["bad.json", "n_heads"],
+    );
+    let short = tmp.write("short.txt", "tiny");
+    let ok_config = tmp.write("lm.json", to_json(&tiny_lm_config()));
+    fails_cleanly(
+        tmp.path(),
+        &["lm", "train", "--text", arg(&short), "--config", arg(&ok_config), "--steps", "1"],
+        None,
+        &["short.txt", "max_len"],
+    );
+}
+
+#[test]
+fn bench_decode_prints_one_line_per_batch_and_cache() {
+    let tmp = TempDir::new("bench-decode");
+    let mut cfg = tiny_lm_config();
+    cfg["vocab_size"] = json!(20);
+    let config = tmp.write("lm.json", to_json(&cfg));
+    let stdout = succeeds(
+        tmp.path(),
+        &["bench", "--decode", "--config", arg(&config), "--batch-size", "1,3", "--steps", "1"],
+        None,
+    );
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let seen: Vec<(u64, bool)> =
+        lines.iter().map(|l| (l["batch"].as_u64().unwrap(), l["cache"].as_bool().unwrap())).collect();
+    assert_eq!(seen, [(1, true), (1, false), (3, true), (3, false)], "{stdout}");
+    for l in &lines {
+        assert_eq!(l["new_tokens"].as_u64(), Some(23), "{stdout}");
+        assert!(l["tokens_per_s"].as_f64().is_some_and(|t| t.is_finite() && t > 0.0), "{stdout}");
+    }
+}

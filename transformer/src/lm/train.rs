@@ -64,6 +64,23 @@ impl Default for LmTrainOptions {
     }
 }
 
+impl LmTrainOptions {
+    /// The text cut into the part trained on and the part held out (its last
+    /// `held_out_fraction` of characters); an error if the first is shorter than one chunk.
+    pub fn split<'a>(&self, text: &'a str) -> Result<(&'a str, &'a str)> {
+        let n = text.chars().count();
+        let keep = (n as f64 * (1.0 - self.held_out_fraction)).floor() as usize;
+        if keep < self.model.max_len {
+            return Err(Error::new(format!(
+                "the text has {keep} characters to train on, fewer than one chunk of max_len = {}",
+                self.model.max_len
+            )));
+        }
+        let at = text.char_indices().nth(keep).map_or(text.len(), |(i, _)| i);
+        Ok(text.split_at(at))
+    }
+}
+
 /// What a language-model training run ends with.
 #[derive(Clone, Debug)]
 pub struct LmTrainSummary {
@@ -93,17 +110,8 @@ pub fn train(opts: &LmTrainOptions, text: &str) -> Result<LmTrainSummary> {
     let vocab = Vocab::from_texts([text]);
     let cfg = LmConfig { vocab_size: vocab.len(), ..opts.model.clone() };
     cfg.validate().map_err(Error::new)?;
-    let chars: Vec<char> = text.chars().collect();
-    let split = (chars.len() as f64 * (1.0 - opts.held_out_fraction)).floor() as usize;
-    let train_ids = vocab.encode(&chars[..split].iter().collect::<String>());
-    let held_out: String = chars[split..].iter().collect();
-    if train_ids.len() < cfg.max_len {
-        return Err(Error::new(format!(
-            "the text has {} training characters, fewer than one chunk of max_len = {}",
-            train_ids.len(),
-            cfg.max_len
-        )));
-    }
+    let (train_text, held_out) = opts.split(text)?;
+    let train_ids = vocab.encode(train_text);
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::file(&opts.out, e))?;
     let mut params = ParamStore::<f32>::new();
     let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
@@ -163,7 +171,7 @@ pub fn train(opts: &LmTrainOptions, text: &str) -> Result<LmTrainSummary> {
     if let Err(e) = plot_loss(&opts.out.join("loss.png"), &curve) {
         eprintln!("warning: could not draw {}: {e}", opts.out.join("loss.png").display());
     }
-    let held_out = evaluate(&model, &vocab, &held_out);
+    let held_out = evaluate(&model, &vocab, held_out);
     writeln!(
         metrics,
         "{}",
