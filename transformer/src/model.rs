@@ -39,6 +39,17 @@ pub struct Seq2Seq<T: Element = f32> {
     dropout: Dropout,
 }
 
+crate::nn::impl_module!(Seq2Seq {
+    module embed,
+    option_module pos_embed,
+    modules encoder_layers,
+    module encoder_norm,
+    modules decoder_layers,
+    module decoder_norm,
+    option generator_weight,
+    param generator_bias,
+});
+
 /// What the encoder hands the decoder: its output and the source padding mask.
 pub struct Encoded<'t, T: Element> {
     /// `(batch, s, d)`.

@@ -29,6 +29,8 @@ pub struct CharLM<T: Element = f32> {
     pub lm_head: Option<Param<T>>,
 }
 
+crate::nn::impl_module!(CharLM { param embed, param pos_embed, modules blocks, module norm, option lm_head });
+
 impl<T: Element> CharLM<T> {
     /// A freshly initialized model whose parameters are added to `store` under PyTorch's names.
     ///

@@ -26,6 +26,8 @@ pub struct MultiHeadAttention<T: Element = f32> {
     last_weights: RefCell<Option<Tensor<T>>>,
 }
 
+crate::nn::impl_module!(MultiHeadAttention { param in_proj_weight, param in_proj_bias, module out_proj });
+
 impl<T: Element> MultiHeadAttention<T> {
     /// Initialized as PyTorch does: Xavier-uniform projections, zero biases.
     pub fn new(d: usize, n_heads: usize, dropout: f64, mut path: ParamPath<'_, T>, rng: &mut impl Rng) -> Self {

@@ -11,6 +11,8 @@ pub struct Embedding<T: Element = f32> {
     pub weight: Param<T>,
 }
 
+crate::nn::impl_module!(Embedding { param weight });
+
 impl<T: Element> Embedding<T> {
     /// A table of `n` vectors of width `d`, drawn from N(0, 1) as PyTorch does.
     pub fn new(n: usize, d: usize, mut path: ParamPath<'_, T>, rng: &mut impl Rng) -> Self {

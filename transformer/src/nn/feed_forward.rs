@@ -18,6 +18,8 @@ pub struct FeedForward<T: Element = f32> {
     dropout: Dropout,
 }
 
+crate::nn::impl_module!(FeedForward { module linear1, module linear2 });
+
 impl<T: Element> FeedForward<T> {
     /// Parameters `linear1.*` and `linear2.*` directly under `path` (PyTorch's layer layout).
     pub fn new(

@@ -42,6 +42,8 @@ pub struct EncoderLayer<T: Element = f32> {
     residual: Residual,
 }
 
+crate::nn::impl_module!(EncoderLayer { module self_attn, module ff, module norm1, module norm2 });
+
 impl<T: Element> EncoderLayer<T> {
     /// A layer with parameters under `path` (`self_attn.*`, `linear1.*`, `linear2.*`, `norm1.*`, `norm2.*`).
     pub fn new(cfg: &LayerConfig, mut path: ParamPath<'_, T>, rng: &mut impl Rng) -> Self {
@@ -122,6 +124,8 @@ pub struct DecoderLayer<T: Element = f32> {
     pub norm3: LayerNorm<T>,
     residual: Residual,
 }
+
+crate::nn::impl_module!(DecoderLayer { module self_attn, module cross_attn, module ff, module norm1, module norm2, module norm3 });
 
 impl<T: Element> DecoderLayer<T> {
     /// A layer with parameters under `path` (`self_attn.*`, `multihead_attn.*`, `linear1.*`,

@@ -13,6 +13,8 @@ pub struct Linear<T: Element = f32> {
     pub bias: Option<Param<T>>,
 }
 
+crate::nn::impl_module!(Linear { param weight, option bias });
+
 impl<T: Element> Linear<T> {
     /// A layer with PyTorch's default initialization: weight and bias uniform in ±1/√in.
     pub fn new(d_in: usize, d_out: usize, bias: bool, mut path: ParamPath<'_, T>, rng: &mut impl Rng) -> Self {

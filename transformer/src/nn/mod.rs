@@ -7,6 +7,7 @@ mod embedding;
 mod feed_forward;
 mod layers;
 mod linear;
+mod module;
 mod norm;
 mod positional;
 
@@ -16,6 +17,8 @@ pub use embedding::Embedding;
 pub use feed_forward::FeedForward;
 pub use layers::{DecoderCache, DecoderLayer, EncoderLayer, LayerConfig};
 pub use linear::Linear;
+pub use module::Module;
+pub(crate) use module::impl_module;
 pub use norm::LayerNorm;
 pub use positional::sinusoidal_table;
 

@@ -15,6 +15,8 @@ pub struct LayerNorm<T: Element = f32> {
     d: usize,
 }
 
+crate::nn::impl_module!(LayerNorm { param weight, param bias });
+
 impl<T: Element> LayerNorm<T> {
     /// A layer norm of width `d`.
     pub fn new(d: usize, eps: f64, mut path: ParamPath<'_, T>) -> Self {
