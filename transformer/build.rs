@@ -38,6 +38,13 @@ fn main() {
     for (_, path) in &files {
         corpus.push_str(&std::fs::read_to_string(path).unwrap_or_default());
     }
+    if corpus.is_empty() {
+        println!(
+            "cargo:warning=the built-in corpus is empty: {} holds no autograd/src, transformer/src or docs/src \
+             (built outside the repository?); `lm train` will need --text",
+            root.display()
+        );
+    }
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("corpus.txt");
     std::fs::write(out, corpus).expect("OUT_DIR is writable");
 }

@@ -46,7 +46,8 @@ impl<'m, T: Element> Stepper<'m, T> {
         let _no_grad = tape.no_grad();
         let mut ctx = Ctx::eval();
         let enc = model.encode(&tape, src, shape, &mut ctx);
-        let caches = cached.then(|| model.new_caches());
+        // A model without decoder layers has nothing to cache.
+        let caches = (cached && !model.decoder_layers.is_empty()).then(|| model.new_caches());
         Stepper { model, memory: enc.memory.value(), src_mask: enc.src_mask, caches, ctx }
     }
 

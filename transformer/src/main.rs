@@ -108,7 +108,7 @@ enum Command {
         #[arg(long, required_unless_present = "decode")]
         tgt_len: Option<usize>,
         /// Time greedy generation (tokens/s) of an LM config instead of training steps.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["src_len", "memory"])]
         decode: bool,
         /// Timed steps (after 3 warm-up steps); with --decode, timed generations (after 1).
         #[arg(long, default_value_t = 20)]
@@ -428,7 +428,11 @@ fn run_lm(command: LmCommand) -> Result<()> {
         }),
         LmCommand::Eval { model, text, threads } => in_pool(threads, || {
             let ckpt = LmCheckpoint::load(&model)?;
-            let text = read_text(&text)?;
+            let path = text;
+            let text = read_text(&path)?;
+            if text.is_empty() {
+                return Err(Error::file(&path, "is empty: there is no character to predict"));
+            }
             println!("{}", transformer::lm::evaluate(&ckpt.model, &ckpt.vocab, &text).to_json());
             Ok(())
         }),
@@ -452,7 +456,7 @@ fn run_lm(command: LmCommand) -> Result<()> {
                 ));
             }
             let new = max_new_tokens.unwrap_or(max_len - ids.len());
-            if ids.len() + new > max_len {
+            if new > max_len - ids.len() {
                 return Err(Error::flag(
                     "--max-new-tokens",
                     format!(
@@ -489,7 +493,7 @@ fn bench_decode(
         })
         .collect::<Result<_>>()?;
     let new_tokens = new_tokens.unwrap_or(cfg.max_len - 1);
-    if new_tokens == 0 || new_tokens + 1 > cfg.max_len {
+    if new_tokens == 0 || new_tokens >= cfg.max_len {
         return Err(Error::flag(
             "--tgt-len",
             format!("{new_tokens} new tokens after a one-token prompt must be in 1..={}", cfg.max_len - 1),

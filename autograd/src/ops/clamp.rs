@@ -54,14 +54,15 @@ impl Extremum {
         if (a >= b) == larger { a } else { b }
     }
 
-    /// How much of the gradient goes to `a`: 1 where it was chosen, 0 where `b` was, ½ at a tie.
+    /// How much of the gradient goes to `a`: 0 where `b` strictly won, ½ at a tie, else 1 (so
+    /// a NaN on either side passes the whole gradient to both, as in PyTorch).
     fn share<T: Element>(larger: bool, a: T, b: T) -> T {
         if a == b {
             T::from_f64(0.5)
-        } else if (a > b) == larger {
-            T::ONE
-        } else {
+        } else if (larger && a < b) || (!larger && a > b) {
             T::ZERO
+        } else {
+            T::ONE
         }
     }
 }
@@ -87,27 +88,28 @@ impl<T: Element> Op<T> for Extremum {
 
 impl<T: Element> Tensor<T> {
     /// Each element limited to `[min, max]` (a `None` bound is no limit), like
-    /// `torch.clamp(x, min, max)`. NaN stays NaN.
+    /// `torch.clamp(x, min, max)`: min(max(x, min), max), so a `min` above `max` gives `max`
+    /// everywhere, as in PyTorch. NaN stays NaN.
     ///
     /// ```
     /// use autograd::Tensor;
     /// let x = Tensor::from_vec(vec![-2.0f32, 0.5, 3.0], [3]);
     /// assert_eq!(x.clamp(Some(-1.0), Some(1.0)).to_vec(), vec![-1.0, 0.5, 1.0]);
     /// ```
-    ///
-    /// # Panics
-    /// If `min` is greater than `max`.
-    #[track_caller]
     pub fn clamp(&self, min: Option<f64>, max: Option<f64>) -> Tensor<T> {
-        if let (Some(lo), Some(hi)) = (min, max) {
-            assert!(lo <= hi, "clamp: min {lo} is greater than max {hi}");
-        }
         let (lo, hi) = Clamp { min, max }.bounds::<T>();
-        self.map(move |x| match (lo, hi) {
-            _ if x.is_nan() => x,
-            (Some(l), _) if x < l => l,
-            (_, Some(h)) if x > h => h,
-            _ => x,
+        self.map(move |x| {
+            if x.is_nan() {
+                return x;
+            }
+            let x = match lo {
+                Some(l) if x < l => l,
+                _ => x,
+            };
+            match hi {
+                Some(h) if x > h => h,
+                _ => x,
+            }
         })
     }
 
@@ -204,8 +206,23 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "clamp: min 2 is greater than max 1")]
-    fn clamp_bounds_must_be_ordered() {
-        Tensor::<f32>::zeros([2]).clamp(Some(2.0), Some(1.0));
+    fn crossed_bounds_give_max_and_no_gradient_as_pytorch() {
+        let tape = Tape::new();
+        let x = tape.var(Tensor::from_vec(vec![0.0f64, 1.5, 3.0], [3]));
+        let y = x.clamp(Some(2.0), Some(1.0));
+        assert_eq!(y.value().to_vec(), vec![1.0, 1.0, 1.0]);
+        assert_eq!(y.sum_all().backward()[x].to_vec(), vec![0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_nan_passes_the_whole_gradient_to_both_sides() {
+        // PyTorch: where(a == b, g/2, g).masked_fill(a < b, 0): no comparison with NaN holds.
+        let tape = Tape::new();
+        let a = tape.var(Tensor::from_vec(vec![f64::NAN], [1]));
+        let b = tape.var(Tensor::from_vec(vec![1.0], [1]));
+        for y in [a.maximum(b), a.minimum(b)] {
+            let grads = y.sum_all().backward();
+            assert_eq!((grads[a].to_vec(), grads[b].to_vec()), (vec![1.0], vec![1.0]));
+        }
     }
 }

@@ -126,17 +126,20 @@ pointwise! {
     /// |x| elementwise. Its derivative at 0 is taken as 0, as in PyTorch.
     Abs, abs,
     forward: |x| x.abs(),
-    // d/dx |x| = sign(x), with sign(0) = 0: a constant mask, so the second derivative is 0
+    // d/dx |x| = sign(x), with sign(0) = 0 and sign(NaN) = NaN, as PyTorch's sgn: a constant
+    // mask, so the second derivative is 0
     vjp: |v| v.grad.mul_const(v.inputs[0].value().map(|x| {
         if x > T::ZERO {
             T::ONE
         } else if x < T::ZERO {
             -T::ONE
-        } else {
+        } else if x == T::ZERO {
             T::ZERO
+        } else {
+            x
         }
     })),
-    fused: |x, _y, g| if x > T::ZERO { g } else if x < T::ZERO { -g } else { T::ZERO },
+    fused: |x, _y, g| if x > T::ZERO { g } else if x < T::ZERO { -g } else if x == T::ZERO { T::ZERO } else { g * x },
 }
 
 pointwise! {

@@ -40,6 +40,7 @@ pub fn evaluate<T: Element>(model: &CharLM<T>, vocab: &Vocab, text: &str) -> LmE
         let counted = chunks.iter().map(|c| c.target.len()).sum::<usize>();
         total += sequence_loss(logits, &targets, 0.0).value().item().to_f64() * counted as f64;
     }
-    let loss = if ids.is_empty() { 0.0 } else { total / ids.len() as f64 };
+    // An empty text has no loss: NaN, not a perfect 0.
+    let loss = if ids.is_empty() { f64::NAN } else { total / ids.len() as f64 };
     LmEvalReport { characters: ids.len(), loss, bits_per_char: loss / std::f64::consts::LN_2 }
 }

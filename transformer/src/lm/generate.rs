@@ -71,10 +71,13 @@ pub fn generate<T: Element>(
     cache: bool,
 ) -> Generated<T> {
     let batch = prompts.len();
-    let p = prompts.first().map_or(0, Vec::len);
+    if batch == 0 {
+        return Generated { tokens: Vec::new(), logits: Vec::new() };
+    }
+    let p = prompts[0].len();
     assert!(prompts.iter().all(|x| x.len() == p), "generate: every prompt must have the same length");
     assert!(
-        p + new_tokens <= model.cfg.max_len,
+        p.checked_add(new_tokens).is_some_and(|n| n <= model.cfg.max_len),
         "generate: {p} prompt tokens and {new_tokens} new ones exceed max_len = {}",
         model.cfg.max_len
     );

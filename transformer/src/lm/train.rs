@@ -178,15 +178,17 @@ pub fn train(opts: &LmTrainOptions, text: &str) -> Result<LmTrainSummary> {
         serde_json::json!({ "step": opts.steps, "held_out_loss": held_out.loss, "held_out_bits_per_char": held_out.bits_per_char })
     )
     .map_err(|e| Error::file(&metrics_path, e))?;
-    let prompt = vocab.encode(SAMPLE_PROMPT);
+    // The sample's prompt, cut to leave room for at least one new character.
+    let prompt: Vec<usize> = vocab.encode(SAMPLE_PROMPT).into_iter().take(cfg.max_len - 1).collect();
     let new = cfg.max_len - prompt.len();
     let sampling = Sampling { temperature: 0.8, top_k: Some(20) };
-    let out = generate(&model, &[prompt], new, sampling, &mut rand::rngs::StdRng::seed_from_u64(opts.seed), true);
+    let out =
+        generate(&model, &[prompt.clone()], new, sampling, &mut rand::rngs::StdRng::seed_from_u64(opts.seed), true);
     Ok(LmTrainSummary {
         first_loss: curve.first().map_or(f64::NAN, |c| c.1),
         final_loss: curve.last().map_or(f64::NAN, |c| c.1),
         held_out,
         seconds,
-        sample: format!("{SAMPLE_PROMPT}{}", vocab.decode(&out.tokens[0])),
+        sample: format!("{}{}", vocab.decode(&prompt), vocab.decode(&out.tokens[0])),
     })
 }

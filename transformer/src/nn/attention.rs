@@ -86,7 +86,9 @@ impl<T: Element> MultiHeadAttention<T> {
     /// - Cross-attention (`memory` given): the keys and values of `memory` are computed on the
     ///   first call and read from the cache after.
     ///
-    /// `mask` is as in [`MultiHeadAttention::forward`], over the cached keys. For each query the
+    /// `mask` is as in [`MultiHeadAttention::forward`], over the cached keys; with more than one
+    /// new position in self-attention it must be causal (`None` lets every new position see
+    /// the others). For each query the
     /// result equals, to the bit, what `forward` gives that query's row when run on the whole
     /// sequence: every row goes through the same kernels in the same order.
     #[track_caller]
@@ -108,6 +110,10 @@ impl<T: Element> MultiHeadAttention<T> {
         let (k, v) = cache.keys_values().expect("the cache was just filled");
         let (k, v) = (tape.constant(k), tape.constant(v)); // (batch, t_cached, d)
         let weights = q.attention_weights(k, h, mask); // (batch, h, t_new, t_cached)
+        if !ctx.training {
+            // The newest positions' weights, for reading back as `forward` keeps them.
+            *self.last_weights.borrow_mut() = Some(weights.value());
+        }
         let weights = self.dropout.forward(weights, ctx);
         self.out_proj.forward(weights.attend(v)) // (batch, t_new, d)
     }

@@ -67,7 +67,8 @@ impl<T: Element> EncoderLayer<T> {
 
     /// The same layer for new positions `x` `(batch, t_new, d)` that attend to every earlier
     /// position as well: their keys and values join `cache`, which holds those of the earlier
-    /// ones. `mask`, if any, is `(batch, 1, t_new, t_cached + t_new)`. Gives, for the new
+    /// ones. `mask` is `(batch, 1, t_new, t_cached + t_new)`, causal when `t_new > 1`; one new
+    /// position may pass `None`. Gives, for the new
     /// positions, exactly the values [`EncoderLayer::forward`] gives on the whole sequence with
     /// a causal mask.
     #[track_caller]
