@@ -182,13 +182,19 @@ pub fn train(opts: &LmTrainOptions, text: &str) -> Result<LmTrainSummary> {
     let prompt: Vec<usize> = vocab.encode(SAMPLE_PROMPT).into_iter().take(cfg.max_len - 1).collect();
     let new = cfg.max_len - prompt.len();
     let sampling = Sampling { temperature: 0.8, top_k: Some(20) };
-    let out =
-        generate(&model, &[prompt.clone()], new, sampling, &mut rand::rngs::StdRng::seed_from_u64(opts.seed), true);
+    let out = generate(
+        &model,
+        std::slice::from_ref(&prompt),
+        new,
+        sampling,
+        &mut rand::rngs::StdRng::seed_from_u64(opts.seed),
+        true,
+    );
     Ok(LmTrainSummary {
         first_loss: curve.first().map_or(f64::NAN, |c| c.1),
         final_loss: curve.last().map_or(f64::NAN, |c| c.1),
         held_out,
         seconds,
-        sample: format!("{}{}", vocab.decode(&prompt), vocab.decode(&out.tokens[0])),
+        sample: SAMPLE_PROMPT.chars().take(prompt.len()).chain(vocab.decode(&out.tokens[0]).chars()).collect(),
     })
 }
