@@ -112,8 +112,8 @@ impl ModelConfig {
     pub fn validate(&self) -> std::result::Result<(), String> {
         validate_layers(self.vocab_size, &self.layer())?;
         let fail = |field: &str, why: String| Err(format!("field \"{field}\": {why}"));
-        if self.max_len == 0 {
-            return fail("max_len", "must be positive".into());
+        if self.max_len == 0 || self.max_len > MAX_POSITIONS {
+            return fail("max_len", format!("{} is outside 1..={MAX_POSITIONS}", self.max_len));
         }
         if self.positional == Positional::Sinusoidal && !self.d_model.is_multiple_of(2) {
             return fail("d_model", format!("{} must be even for sinusoidal positions", self.d_model));
@@ -149,6 +149,14 @@ impl ModelConfig {
     }
 }
 
+/// The most positions a config may ask for: tables of `max_len` rows are built before any
+/// weight is read, so an absurd value must fail here rather than in an allocation.
+pub const MAX_POSITIONS: usize = 1 << 16;
+/// The widest `d_model` and `d_ff` a config may ask for, for the same reason.
+pub const MAX_WIDTH: usize = 1 << 20;
+/// The largest vocabulary: the four specials and every Unicode scalar value.
+pub const MAX_VOCAB: usize = 4 + 0x11_0000;
+
 /// Checks the fields both model families share: the vocabulary and the shape of a layer.
 pub(crate) fn validate_layers(vocab_size: usize, layer: &crate::nn::LayerConfig) -> std::result::Result<(), String> {
     let fail = |field: &str, why: String| Err(format!("field \"{field}\": {why}"));
@@ -158,9 +166,18 @@ pub(crate) fn validate_layers(vocab_size: usize, layer: &crate::nn::LayerConfig)
             format!("{vocab_size} is too small: the four special tokens and at least one character"),
         );
     }
+    if vocab_size > MAX_VOCAB {
+        return fail(
+            "vocab_size",
+            format!("{vocab_size} is more than the {MAX_VOCAB} tokens a character vocabulary can hold"),
+        );
+    }
     let (d, h) = (layer.d_model, layer.n_heads);
-    if d == 0 {
-        return fail("d_model", "must be positive".into());
+    if d == 0 || d > MAX_WIDTH {
+        return fail("d_model", format!("{d} is outside 1..={MAX_WIDTH}"));
+    }
+    if layer.d_ff > MAX_WIDTH {
+        return fail("d_ff", format!("{} is more than {MAX_WIDTH}", layer.d_ff));
     }
     if h == 0 || !d.is_multiple_of(h) {
         return fail("n_heads", format!("{h} does not divide d_model = {d}"));

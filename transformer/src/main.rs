@@ -329,7 +329,8 @@ fn run(command: Command) -> Result<()> {
                 return Err(Error::flag("--beam", "must be at least 1, found 0"));
             }
             let ckpt = Checkpoint::load(&model)?;
-            let inputs: Vec<String> = if text.is_empty() {
+            let from_stdin = text.is_empty();
+            let inputs: Vec<String> = if from_stdin {
                 std::io::stdin()
                     .lock()
                     .lines()
@@ -338,6 +339,18 @@ fn run(command: Command) -> Result<()> {
             } else {
                 text
             };
+            // Every input is checked before any is translated: an over-long one is an error, not
+            // a silently cut source.
+            let max_len = ckpt.model.cfg.max_len;
+            for (i, line) in inputs.iter().enumerate() {
+                let len = line.chars().count() + 1;
+                if len > max_len {
+                    let place = if from_stdin { format!("stdin:{}", i + 1) } else { format!("input {}", i + 1) };
+                    return Err(Error::new(format!(
+                        "{place}: {len} tokens (the characters and <eos>) exceed the model's max_len of {max_len}"
+                    )));
+                }
+            }
             for line in inputs {
                 println!("{}", translate(&ckpt, &line, beam));
             }
@@ -572,11 +585,6 @@ fn translate(ckpt: &Checkpoint, text: &str, beam: Option<usize>) -> String {
     let vocab: &Vocab = &ckpt.vocab;
     let source = encode_source(vocab, text);
     let max_len = (text.chars().count() * 2 + 10).min(ckpt.model.cfg.max_len - 1);
-    let source = if source.len() > ckpt.model.cfg.max_len {
-        source[source.len() - ckpt.model.cfg.max_len..].to_vec()
-    } else {
-        source
-    };
     match beam {
         Some(k) => vocab.decode(&beam_search(&ckpt.model, &source, k, 0.6, max_len).tokens),
         None => vocab.decode(&greedy(&ckpt.model, &[source], max_len)[0]),

@@ -434,15 +434,17 @@ fn translate_prints_one_line_per_input() {
 }
 
 #[test]
-fn translate_takes_long_and_unknown_inputs() {
+fn translate_takes_empty_and_unknown_inputs_and_names_an_overlong_one() {
     let tmp = TempDir::new("translate-long");
-    let long = "abcdefghij".repeat(6); // longer than max_len 32
+    let fits = "abcdefghij".repeat(3) + "a"; // 31 characters + <eos> = max_len 32
+    let long = fits.clone() + "b";
     for beam in [None, Some("2")] {
         let mut args = vec!["translate", "--model", arg(model())];
         args.extend(beam.map(|k| ["--beam", k]).into_iter().flatten());
-        args.extend([long.as_str(), "", "héllo wörld"]);
-        let stdout = succeeds(tmp.path(), &args, None);
+        let stdout = succeeds(tmp.path(), &[&args[..], &[fits.as_str(), "", "héllo wörld"]].concat(), None);
         assert_eq!(stdout.matches('\n').count(), 3, "{stdout:?}");
+        fails_cleanly(tmp.path(), &[&args[..], &["ok", long.as_str()]].concat(), None, &["input 2", "33", "32"]);
+        fails_cleanly(tmp.path(), &args, Some(&format!("ok\n{long}\n")), &["stdin:2", "max_len of 32"]);
     }
 }
 
@@ -562,6 +564,13 @@ fn error_config_unknown_activation_names_the_field() {
 fn error_config_missing_field_names_the_field() {
     config_fails(|c| _ = c.remove("d_ff"), &["d_ff"]);
     config_fails(|c| _ = c.remove("vocab_size"), &["vocab_size"]);
+}
+
+#[test]
+fn error_config_absurd_sizes_are_refused_before_any_allocation() {
+    config_fails(|c| _ = c.insert("max_len".into(), json!(9223372036854775807u64)), &["max_len", "65536"]);
+    config_fails(|c| _ = c.insert("d_ff".into(), json!(1u64 << 40)), &["d_ff"]);
+    config_fails(|c| _ = c.insert("vocab_size".into(), json!(1u64 << 40)), &["vocab_size"]);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `LmConfig`: the hyperparameters of a decoder-only language model, read from and written to
 //! `config.json`.
 
-use crate::config::{Activation, describe_json_error, validate_layers};
+use crate::config::{Activation, MAX_POSITIONS, describe_json_error, validate_layers};
 use crate::nn::LayerConfig;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -95,6 +95,9 @@ impl LmConfig {
         }
         if self.max_len < 2 {
             return fail("max_len", format!("{} leaves no room for <bos> and a character", self.max_len));
+        }
+        if self.max_len > MAX_POSITIONS {
+            return fail("max_len", format!("{} is more than {MAX_POSITIONS}", self.max_len));
         }
         Ok(())
     }
