@@ -63,6 +63,24 @@ enum Command {
         /// Peak learning rate, reached after the warm-up and then decayed linearly to 0.
         #[arg(long, default_value_t = TrainOptions::default().lr, allow_negative_numbers = true)]
         lr: f64,
+        /// Steps of linear warm-up to the peak learning rate (a tenth of the run if it is shorter).
+        #[arg(long, default_value_t = TrainOptions::default().warmup, allow_negative_numbers = true)]
+        warmup: usize,
+        /// Label smoothing ε of the loss, in [0, 1).
+        #[arg(long, default_value_t = TrainOptions::default().label_smoothing, allow_negative_numbers = true)]
+        label_smoothing: f64,
+        /// Gradients are scaled down to this global norm when larger (above 0).
+        #[arg(long, default_value_t = TrainOptions::default().clip_norm, allow_negative_numbers = true)]
+        clip_norm: f64,
+        /// Dropout probability in [0, 1) (default: the config's, 0 in the default config).
+        #[arg(long, allow_negative_numbers = true)]
+        dropout: Option<f64>,
+        /// Adam's β1 in [0, 1).
+        #[arg(long, default_value_t = TrainOptions::default().beta1, allow_negative_numbers = true)]
+        beta1: f64,
+        /// Adam's β2 in [0, 1).
+        #[arg(long, default_value_t = TrainOptions::default().beta2, allow_negative_numbers = true)]
+        beta2: f64,
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -250,12 +268,47 @@ fn in_pool<R: Send>(threads: Option<usize>, f: impl FnOnce() -> Result<R> + Send
 
 fn run(command: Command) -> Result<()> {
     match command {
-        Command::Train { task, data, config, steps, batch_size, seed, lr, threads, out } => in_pool(threads, || {
+        Command::Train {
+            task,
+            data,
+            config,
+            steps,
+            batch_size,
+            seed,
+            lr,
+            warmup,
+            label_smoothing,
+            clip_norm,
+            dropout,
+            beta1,
+            beta2,
+            threads,
+            out,
+        } => in_pool(threads, || {
             check_training_flags(steps, batch_size, lr)?;
-            let model = match &config {
+            let unit = |flag: &str, v: f64| {
+                if (0.0..1.0).contains(&v) {
+                    Ok(())
+                } else {
+                    Err(Error::flag(flag, format!("must be in [0, 1), found {v}")))
+                }
+            };
+            unit("--label-smoothing", label_smoothing)?;
+            unit("--beta1", beta1)?;
+            unit("--beta2", beta2)?;
+            if let Some(p) = dropout {
+                unit("--dropout", p)?;
+            }
+            if !(clip_norm.is_finite() && clip_norm > 0.0) {
+                return Err(Error::flag("--clip-norm", format!("must be a finite number above 0, found {clip_norm}")));
+            }
+            let mut model = match &config {
                 Some(path) => load_train_config(path)?,
                 None => ModelConfig::default(),
             };
+            if let Some(p) = dropout {
+                model.dropout = p;
+            }
             let (name, train_set, held_out) = match &data {
                 Some(path) => {
                     let (train_set, held_out) = split_file(read_tsv(path)?);
@@ -287,7 +340,20 @@ fn run(command: Command) -> Result<()> {
             }
             std::fs::create_dir_all(&out)
                 .map_err(|e| Error::file(&out, format!("cannot create the output directory: {e}")))?;
-            let opts = TrainOptions { model, steps, batch_size, seed, lr, out: out.clone(), ..TrainOptions::default() };
+            let opts = TrainOptions {
+                model,
+                steps,
+                batch_size,
+                seed,
+                lr,
+                warmup,
+                label_smoothing,
+                clip_norm,
+                beta1,
+                beta2,
+                out: out.clone(),
+                ..TrainOptions::default()
+            };
             eprintln!(
                 "training on {} ({} examples, {} held out) for {steps} steps of {batch_size}",
                 name,

@@ -8,7 +8,7 @@ use crate::decode::greedy;
 use crate::loss::{sequence_loss, token_hits};
 use crate::model::Seq2Seq;
 use crate::nn::Ctx;
-use crate::optim::{Adam, Optimizer, Schedule, WarmupLinear, grad_clip};
+use crate::optim::{Adam, AdamConfig, Optimizer, Schedule, WarmupLinear, grad_clip};
 use crate::{Error, Result};
 use autograd::{Gradients, ParamStore, Tape};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -36,6 +36,10 @@ pub struct TrainOptions {
     pub label_smoothing: f64,
     /// Gradients are scaled down to this global norm when larger.
     pub clip_norm: f64,
+    /// Adam's β1, the decay of its running mean of gradients.
+    pub beta1: f64,
+    /// Adam's β2, the decay of its running mean of squared gradients.
+    pub beta2: f64,
     /// Where the model directory, metrics and plot go.
     pub out: PathBuf,
     /// Steps between lines of `metrics.jsonl`.
@@ -55,6 +59,8 @@ impl Default for TrainOptions {
             warmup: 200,
             label_smoothing: 0.1,
             clip_norm: 1.0,
+            beta1: 0.9,
+            beta2: 0.98,
             out: PathBuf::from("runs/dates"),
             log_every: 50,
             progress: true,
@@ -186,7 +192,7 @@ pub fn train(opts: &TrainOptions, train: &[Example], held_out: &[Example]) -> Re
     let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
     let model = Seq2Seq::new(&cfg, &mut params, &mut rng);
     let mut batches = Batcher::new(train, &vocab, opts.batch_size, opts.seed)?;
-    let mut optimizer = Adam::paper(opts.lr);
+    let mut optimizer = Adam::new(AdamConfig { beta1: opts.beta1, beta2: opts.beta2, ..AdamConfig::paper(opts.lr) });
     // A run shorter than the warm-up warms up over its first tenth instead.
     let warmup = if opts.warmup < opts.steps { opts.warmup } else { opts.steps / 10 };
     let schedule = WarmupLinear::new(opts.lr, warmup, opts.steps);

@@ -362,6 +362,53 @@ fn train_flags_out_of_range_are_named() {
     for lr in ["0", "-1", "inf", "NaN"] {
         fails_cleanly(tmp.path(), &["train", "--steps", "1", "--lr", lr], None, &["--lr", lr]);
     }
+    for (flag, value, range) in [
+        ("--label-smoothing", "1", "[0, 1)"),
+        ("--label-smoothing", "-0.1", "[0, 1)"),
+        ("--dropout", "1.5", "[0, 1)"),
+        ("--beta1", "1", "[0, 1)"),
+        ("--beta2", "NaN", "[0, 1)"),
+        ("--clip-norm", "0", "above 0"),
+        ("--clip-norm", "inf", "above 0"),
+        ("--warmup", "-3", "--warmup"),
+    ] {
+        fails_cleanly(tmp.path(), &["train", "--steps", "1", flag, value], None, &[flag, range]);
+    }
+}
+
+#[test]
+fn train_takes_every_optimizer_and_loss_flag() {
+    let tmp = TempDir::new("train-flags");
+    let config = tmp.write("tiny.json", to_json(&tiny_train_config()));
+    let out = tmp.join("run");
+    let args = [
+        "train",
+        "--task",
+        "reverse",
+        "--config",
+        arg(&config),
+        "--steps",
+        "3",
+        "--batch-size",
+        "4",
+        "--warmup",
+        "1",
+        "--label-smoothing",
+        "0",
+        "--clip-norm",
+        "0.5",
+        "--dropout",
+        "0.2",
+        "--beta1",
+        "0.8",
+        "--beta2",
+        "0.99",
+        "--out",
+        arg(&out),
+    ];
+    succeeds(tmp.path(), &args, None);
+    let cfg: Value = serde_json::from_str(&std::fs::read_to_string(out.join("model/config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["dropout"], json!(0.2), "--dropout is saved in the model's config");
 }
 
 #[test]
