@@ -28,7 +28,7 @@ use transformer::checkpoint::Checkpoint;
 use transformer::data::{Example, Task, Vocab, encode_source, read_tsv};
 use transformer::decode::{beam_search, greedy};
 use transformer::lm::{LmCheckpoint, LmConfig, LmTrainOptions, Sampling};
-use transformer::train::{TrainOptions, train};
+use transformer::train::{ScheduleKind, TrainOptions, train};
 use transformer::{Error, ModelConfig, Result};
 
 #[derive(Parser)]
@@ -66,6 +66,13 @@ enum Command {
         /// Steps of linear warm-up to the peak learning rate (a tenth of the run if it is shorter).
         #[arg(long, default_value_t = TrainOptions::default().warmup, allow_negative_numbers = true)]
         warmup: usize,
+        /// Learning-rate schedule: linear (warm-up, then linear decay to 0), noam (warm-up, then
+        /// 1/√step, peaking at --lr) or constant.
+        #[arg(long, default_value = "linear")]
+        schedule: String,
+        /// Decoupled weight decay (AdamW) at or above 0; 0 trains with Adam.
+        #[arg(long, default_value_t = TrainOptions::default().weight_decay, allow_negative_numbers = true)]
+        weight_decay: f64,
         /// Label smoothing ε of the loss, in [0, 1).
         #[arg(long, default_value_t = TrainOptions::default().label_smoothing, allow_negative_numbers = true)]
         label_smoothing: f64,
@@ -277,6 +284,8 @@ fn run(command: Command) -> Result<()> {
             seed,
             lr,
             warmup,
+            schedule,
+            weight_decay,
             label_smoothing,
             clip_norm,
             dropout,
@@ -285,6 +294,15 @@ fn run(command: Command) -> Result<()> {
             threads,
             out,
         } => in_pool(threads, || {
+            let schedule = ScheduleKind::from_name(&schedule).ok_or_else(|| {
+                Error::flag("--schedule", format!("expected linear, noam or constant, found {schedule:?}"))
+            })?;
+            if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+                return Err(Error::flag(
+                    "--weight-decay",
+                    format!("must be a finite number >= 0, found {weight_decay}"),
+                ));
+            }
             check_training_flags(steps, batch_size, lr)?;
             let unit = |flag: &str, v: f64| {
                 if (0.0..1.0).contains(&v) {
@@ -347,6 +365,8 @@ fn run(command: Command) -> Result<()> {
                 seed,
                 lr,
                 warmup,
+                schedule,
+                weight_decay,
                 label_smoothing,
                 clip_norm,
                 beta1,

@@ -8,7 +8,7 @@ use crate::decode::greedy;
 use crate::loss::{sequence_loss, token_hits};
 use crate::model::Seq2Seq;
 use crate::nn::Ctx;
-use crate::optim::{Adam, AdamConfig, Optimizer, Schedule, WarmupLinear, grad_clip};
+use crate::optim::{Adam, AdamConfig, AdamW, Constant, Noam, Optimizer, Schedule, WarmupLinear, grad_clip};
 use crate::{Error, Result};
 use autograd::{Gradients, ParamStore, Tape};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -36,6 +36,10 @@ pub struct TrainOptions {
     pub label_smoothing: f64,
     /// Gradients are scaled down to this global norm when larger.
     pub clip_norm: f64,
+    /// How the learning rate moves over the run.
+    pub schedule: ScheduleKind,
+    /// Decoupled weight decay λ: above 0 the optimizer is AdamW, at 0 Adam.
+    pub weight_decay: f64,
     /// Adam's β1, the decay of its running mean of gradients.
     pub beta1: f64,
     /// Adam's β2, the decay of its running mean of squared gradients.
@@ -59,11 +63,49 @@ impl Default for TrainOptions {
             warmup: 200,
             label_smoothing: 0.1,
             clip_norm: 1.0,
+            schedule: ScheduleKind::Linear,
+            weight_decay: 0.0,
             beta1: 0.9,
             beta2: 0.98,
             out: PathBuf::from("runs/dates"),
             log_every: 50,
             progress: true,
+        }
+    }
+}
+
+/// The learning-rate schedules `train --schedule` offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScheduleKind {
+    /// Linear warm-up to the peak, then linear decay to 0 at the last step ([`WarmupLinear`]).
+    Linear,
+    /// The paper's warm-up then 1/√step decay ([`Noam`]), scaled so its peak is the given rate.
+    Noam,
+    /// The peak rate at every step, no warm-up ([`Constant`]).
+    Constant,
+}
+
+impl ScheduleKind {
+    /// `linear`, `noam` or `constant`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "linear" => Some(ScheduleKind::Linear),
+            "noam" => Some(ScheduleKind::Noam),
+            "constant" => Some(ScheduleKind::Constant),
+            _ => None,
+        }
+    }
+
+    /// The schedule peaking at `peak` (after `warmup` steps, except `Constant`) over `steps`.
+    pub fn build(self, peak: f64, warmup: usize, steps: usize, d_model: usize) -> Box<dyn Schedule> {
+        match self {
+            ScheduleKind::Linear => Box::new(WarmupLinear::new(peak, warmup, steps)),
+            // Noam peaks at factor·(d_model·warmup)^-0.5 at step = warmup.
+            ScheduleKind::Noam => {
+                let warmup = warmup.max(1);
+                Box::new(Noam::new(peak * ((d_model * warmup) as f64).sqrt(), d_model, warmup))
+            }
+            ScheduleKind::Constant => Box::new(Constant(peak)),
         }
     }
 }
@@ -192,10 +234,17 @@ pub fn train(opts: &TrainOptions, train: &[Example], held_out: &[Example]) -> Re
     let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
     let model = Seq2Seq::new(&cfg, &mut params, &mut rng);
     let mut batches = Batcher::new(train, &vocab, opts.batch_size, opts.seed)?;
-    let mut optimizer = Adam::new(AdamConfig { beta1: opts.beta1, beta2: opts.beta2, ..AdamConfig::paper(opts.lr) });
+    let adam = AdamConfig {
+        beta1: opts.beta1,
+        beta2: opts.beta2,
+        weight_decay: opts.weight_decay,
+        ..AdamConfig::paper(opts.lr)
+    };
+    let mut optimizer: Box<dyn Optimizer> =
+        if opts.weight_decay > 0.0 { Box::new(AdamW::new(adam)) } else { Box::new(Adam::new(adam)) };
     // A run shorter than the warm-up warms up over its first tenth instead.
     let warmup = if opts.warmup < opts.steps { opts.warmup } else { opts.steps / 10 };
-    let schedule = WarmupLinear::new(opts.lr, warmup, opts.steps);
+    let schedule = opts.schedule.build(opts.lr, warmup, opts.steps, cfg.d_model);
     let mut ctx = Ctx::train(opts.seed ^ 0x5eed);
     let metrics_path = opts.out.join("metrics.jsonl");
     let mut metrics = std::fs::File::create(&metrics_path).map_err(|e| Error::file(&metrics_path, e))?;
@@ -340,7 +389,21 @@ pub fn plot_loss(path: &Path, curve: &[(usize, f64)]) -> std::result::Result<(),
 
 #[cfg(test)]
 mod tests {
-    use super::coverage_warning;
+    use super::{ScheduleKind, coverage_warning};
+
+    #[test]
+    fn every_schedule_peaks_at_the_given_rate() {
+        for kind in [ScheduleKind::Linear, ScheduleKind::Noam, ScheduleKind::Constant] {
+            let s = kind.build(2e-3, 40, 1000, 64);
+            let peak = (1..=1000).map(|step| s.lr(step)).fold(0.0, f64::max);
+            assert!((peak - 2e-3).abs() < 1e-15, "{kind:?}: peak {peak}");
+            assert!(
+                kind == ScheduleKind::Constant || (s.lr(40) - 2e-3).abs() < 1e-15,
+                "{kind:?} peaks after the warm-up"
+            );
+        }
+        assert_eq!(ScheduleKind::from_name("cosine"), None);
+    }
     use crate::nn::Linear;
     use autograd::{ParamStore, Tape, Tensor};
     use rand::SeedableRng;

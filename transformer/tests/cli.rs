@@ -371,6 +371,8 @@ fn train_flags_out_of_range_are_named() {
         ("--clip-norm", "0", "above 0"),
         ("--clip-norm", "inf", "above 0"),
         ("--warmup", "-3", "--warmup"),
+        ("--schedule", "cosine", "linear, noam or constant"),
+        ("--weight-decay", "-1", ">= 0"),
     ] {
         fails_cleanly(tmp.path(), &["train", "--steps", "1", flag, value], None, &[flag, range]);
     }
@@ -407,6 +409,14 @@ fn train_takes_every_optimizer_and_loss_flag() {
         arg(&out),
     ];
     succeeds(tmp.path(), &args, None);
+    for (schedule, decay) in [("noam", "0.01"), ("constant", "0")] {
+        let more = ["--schedule", schedule, "--weight-decay", decay];
+        succeeds(tmp.path(), &[&args[..], &more[..]].concat(), None);
+        let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        let first: Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+        let lr = first["lr"].as_f64().unwrap();
+        assert!(lr > 0.0 && lr <= 3e-3 * (1.0 + 1e-9), "{schedule}: lr {lr} at step {}", first["step"]);
+    }
     let cfg: Value = serde_json::from_str(&std::fs::read_to_string(out.join("model/config.json")).unwrap()).unwrap();
     assert_eq!(cfg["dropout"], json!(0.2), "--dropout is saved in the model's config");
 }
