@@ -70,6 +70,9 @@ enum Command {
         /// 1/√step, peaking at --lr) or constant.
         #[arg(long, default_value = "linear")]
         schedule: String,
+        /// Micro-batches per optimizer step, their gradients combined as one batch N times larger.
+        #[arg(long, default_value_t = TrainOptions::default().accumulate, allow_negative_numbers = true)]
+        accumulate: usize,
         /// Decoupled weight decay (AdamW) at or above 0; 0 trains with Adam.
         #[arg(long, default_value_t = TrainOptions::default().weight_decay, allow_negative_numbers = true)]
         weight_decay: f64,
@@ -285,6 +288,7 @@ fn run(command: Command) -> Result<()> {
             lr,
             warmup,
             schedule,
+            accumulate,
             weight_decay,
             label_smoothing,
             clip_norm,
@@ -294,6 +298,9 @@ fn run(command: Command) -> Result<()> {
             threads,
             out,
         } => in_pool(threads, || {
+            if accumulate == 0 {
+                return Err(Error::flag("--accumulate", "must be at least 1, found 0"));
+            }
             let schedule = ScheduleKind::from_name(&schedule).ok_or_else(|| {
                 Error::flag("--schedule", format!("expected linear, noam or constant, found {schedule:?}"))
             })?;
@@ -366,6 +373,7 @@ fn run(command: Command) -> Result<()> {
                 lr,
                 warmup,
                 schedule,
+                accumulate,
                 weight_decay,
                 label_smoothing,
                 clip_norm,

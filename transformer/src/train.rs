@@ -38,6 +38,9 @@ pub struct TrainOptions {
     pub clip_norm: f64,
     /// How the learning rate moves over the run.
     pub schedule: ScheduleKind,
+    /// Micro-batches per optimizer step: their gradients are combined into the gradient of one
+    /// batch `accumulate` times larger (see [`accumulate`]).
+    pub accumulate: usize,
     /// Decoupled weight decay λ: above 0 the optimizer is AdamW, at 0 Adam.
     pub weight_decay: f64,
     /// Adam's β1, the decay of its running mean of gradients.
@@ -65,6 +68,7 @@ impl Default for TrainOptions {
             clip_norm: 1.0,
             schedule: ScheduleKind::Linear,
             weight_decay: 0.0,
+            accumulate: 1,
             beta1: 0.9,
             beta2: 0.98,
             out: PathBuf::from("runs/dates"),
@@ -169,6 +173,44 @@ pub fn forward_backward(
     StepGradients { loss: loss.value().item() as f64, hits, counted, grads }
 }
 
+/// The gradients of several micro-batches combined into those of the one batch they make up:
+/// each micro-batch's mean loss and gradient weighted by its share of the counted (non-pad)
+/// target tokens, so the result equals, up to float rounding, one forward and backward pass
+/// over all their examples together (the loss is a mean over all their tokens).
+///
+/// # Panics
+/// If `micro` is empty.
+pub fn accumulate(micro: Vec<StepGradients>, params: &ParamStore<f32>) -> StepGradients {
+    let total: usize = micro.iter().map(|m| m.counted).sum();
+    let weight = |m: &StepGradients| if total == 0 { 0.0 } else { m.counted as f64 / total as f64 };
+    let mut parts = micro.into_iter();
+    let first = parts.next().expect("accumulate: at least one micro-batch");
+    let w0 = weight(&first);
+    let StepGradients { mut loss, mut hits, counted: mut counted_all, mut grads } = first;
+    if w0 != 1.0 {
+        loss *= w0;
+        for p in params.iter() {
+            if let Some(g) = grads.param_mut(p) {
+                g.data_mut().iter_mut().for_each(|x| *x *= w0 as f32);
+            }
+        }
+    }
+    for m in parts {
+        let w = weight(&m);
+        (loss, hits, counted_all) = (loss + w * m.loss, hits + m.hits, counted_all + m.counted);
+        for p in params.iter() {
+            match (grads.param_mut(p), m.grads.param(p)) {
+                (Some(sum), Some(g)) => {
+                    sum.data_mut().iter_mut().zip(g.data()).for_each(|(s, &x)| *s += w as f32 * x);
+                }
+                (None, Some(_)) => panic!("accumulate: {} has a gradient in a later micro-batch only", p.name()),
+                _ => {}
+            }
+        }
+    }
+    StepGradients { loss, hits, counted: counted_all, grads }
+}
+
 /// Runs one training step (forward, loss, backward, clipping, optimizer) and returns
 /// (loss, correct, counted).
 pub fn train_step(
@@ -195,13 +237,17 @@ pub fn coverage_warning(grads: &Gradients<f32>, params: &ParamStore<f32>) -> Opt
 
 /// Re-runs a step whose loss or gradients were not finite with the finite-value check on, and
 /// says where the first NaN or infinity came from.
-fn diagnose(model: &Seq2Seq<f32>, batch: &Batch, label_smoothing: f64, mut ctx: Ctx) -> String {
-    let tape = Tape::new();
-    tape.set_check_finite(true);
-    match autograd::catch_nonfinite(|| forward_backward(&tape, model, batch, label_smoothing, &mut ctx)) {
-        Err(report) => report.to_string(),
-        Ok(_) => "re-running the step with the finite-value check found every value finite".into(),
+fn diagnose(model: &Seq2Seq<f32>, micro: &[Batch], label_smoothing: f64, mut ctx: Ctx) -> String {
+    for batch in micro {
+        let tape = Tape::new();
+        tape.set_check_finite(true);
+        if let Err(report) =
+            autograd::catch_nonfinite(|| forward_backward(&tape, model, batch, label_smoothing, &mut ctx))
+        {
+            return report.to_string();
+        }
     }
+    "re-running the step with the finite-value check found every value finite".into()
 }
 
 /// Exact match of greedy decoding over `examples`, decoded in batches.
@@ -253,16 +299,17 @@ pub fn train(opts: &TrainOptions, train: &[Example], held_out: &[Example]) -> Re
     let mut window = Window::new();
     let mut curve: Vec<(usize, f64)> = Vec::new();
     for step in 1..=opts.steps {
-        let batch = batches.next_batch();
+        let micro: Vec<Batch> = (0..opts.accumulate.max(1)).map(|_| batches.next_batch()).collect();
         optimizer.set_lr(schedule.lr(step));
         let ctx_before = ctx.clone();
-        let StepGradients { loss, hits, counted, grads } =
-            forward_backward(&Tape::new(), &model, &batch, opts.label_smoothing, &mut ctx);
+        let parts =
+            micro.iter().map(|b| forward_backward(&Tape::new(), &model, b, opts.label_smoothing, &mut ctx)).collect();
+        let StepGradients { loss, hits, counted, grads } = accumulate(parts, &params);
         let clip = grad_clip(&grads, &params, opts.clip_norm);
         if !loss.is_finite() || !clip.total_norm.is_finite() {
             // Nothing of this step is applied: the parameters are still the last good ones.
             bar.finish_and_clear();
-            let report = diagnose(&model, &batch, opts.label_smoothing, ctx_before);
+            let report = diagnose(&model, &micro, opts.label_smoothing, ctx_before);
             let saved = opts.out.join("model");
             Checkpoint::save(&saved, &model, &params, &vocab)?;
             return Err(Error::run_failed(format!(
@@ -278,7 +325,7 @@ pub fn train(opts: &TrainOptions, train: &[Example], held_out: &[Example]) -> Re
             bar.suspend(|| eprintln!("{warning}"));
         }
         optimizer.step_scaled(&params, &grads, clip.scale);
-        window.add(loss, hits, counted, batch.batch_size * batch.tgt_len);
+        window.add(loss, hits, counted, micro.iter().map(|b| b.batch_size * b.tgt_len).sum());
         if step % opts.log_every == 0 || step == opts.steps {
             let (mean, acc, tps) = window.take();
             writeln!(
@@ -390,6 +437,38 @@ pub fn plot_loss(path: &Path, curve: &[(usize, f64)]) -> std::result::Result<(),
 #[cfg(test)]
 mod tests {
     use super::{ScheduleKind, coverage_warning};
+
+    /// Two micro-batches accumulated give the loss and gradients of the batch they make up.
+    #[test]
+    fn accumulated_micro_batches_equal_one_large_batch() {
+        use super::{accumulate, forward_backward};
+        use crate::data::{Batch, Example, Vocab};
+        use crate::nn::Ctx;
+        use crate::{ModelConfig, Seq2Seq};
+        let examples: Vec<Example> = ["ab", "hello", "x", "reverse me", "tape", "qz"]
+            .iter()
+            .map(|s| Example::new(*s, s.chars().rev().collect::<String>()))
+            .collect();
+        let vocab = Vocab::from_examples(&examples);
+        let cfg = ModelConfig { vocab_size: vocab.len(), d_model: 16, n_heads: 2, d_ff: 32, ..ModelConfig::default() };
+        let mut params = ParamStore::<f32>::new();
+        let model = Seq2Seq::new(&cfg, &mut params, &mut rand::rngs::StdRng::seed_from_u64(1));
+        let run = |batch: &Batch| forward_backward(&Tape::new(), &model, batch, 0.1, &mut Ctx::train(0));
+        let whole = run(&Batch::from_examples(&examples, &vocab));
+        let parts = vec![
+            run(&Batch::from_examples(&examples[..2], &vocab)),
+            run(&Batch::from_examples(&examples[2..], &vocab)),
+        ];
+        let summed = accumulate(parts, &params);
+        assert_eq!((summed.counted, summed.hits), (whole.counted, whole.hits));
+        assert!((summed.loss - whole.loss).abs() <= 1e-6 * whole.loss, "{} vs {}", summed.loss, whole.loss);
+        for p in params.iter() {
+            let (a, b) = (summed.grads.param(p).unwrap(), whole.grads.param(p).unwrap());
+            let scale = autograd::largest_magnitude(b).max(1e-30);
+            let worst = autograd::max_relative_error(a, b, scale);
+            assert!(worst.is_none_or(|w| w.error <= 1e-5), "{}: {worst:?}", p.name());
+        }
+    }
 
     #[test]
     fn every_schedule_peaks_at_the_given_rate() {

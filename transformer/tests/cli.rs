@@ -373,6 +373,7 @@ fn train_flags_out_of_range_are_named() {
         ("--warmup", "-3", "--warmup"),
         ("--schedule", "cosine", "linear, noam or constant"),
         ("--weight-decay", "-1", ">= 0"),
+        ("--accumulate", "0", "at least 1"),
     ] {
         fails_cleanly(tmp.path(), &["train", "--steps", "1", flag, value], None, &[flag, range]);
     }
@@ -410,7 +411,7 @@ fn train_takes_every_optimizer_and_loss_flag() {
     ];
     succeeds(tmp.path(), &args, None);
     for (schedule, decay) in [("noam", "0.01"), ("constant", "0")] {
-        let more = ["--schedule", schedule, "--weight-decay", decay];
+        let more = ["--schedule", schedule, "--weight-decay", decay, "--accumulate", "2"];
         succeeds(tmp.path(), &[&args[..], &more[..]].concat(), None);
         let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
         let first: Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
