@@ -3,6 +3,7 @@
 use crate::config::ModelConfig;
 use crate::data::Vocab;
 use crate::model::Seq2Seq;
+use crate::session::write_file_atomically;
 use crate::{Error, Result};
 use autograd::ParamStore;
 use rand::SeedableRng;
@@ -21,7 +22,7 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Writes `config.json`, `vocab.json` and `model.safetensors` into `dir`, creating it.
     pub fn save(dir: &Path, model: &Seq2Seq<f32>, params: &ParamStore<f32>, vocab: &Vocab) -> Result<()> {
-        save_dir(dir, |path| model.cfg.save(path), params, vocab)
+        save_dir(dir, model.cfg.to_json(), params, vocab)
     }
 
     /// Reads a model directory; every error names the file and what did not fit.
@@ -36,19 +37,14 @@ impl Checkpoint {
     }
 }
 
-/// Writes a model directory, creating it: `config.json` by `save_config`, then `vocab.json`
-/// and `model.safetensors`. Shared by both model families.
-pub(crate) fn save_dir(
-    dir: &Path,
-    save_config: impl FnOnce(&Path) -> Result<()>,
-    params: &ParamStore<f32>,
-    vocab: &Vocab,
-) -> Result<()> {
+/// Writes a model directory, creating it: `config.json` (the text `config_json`), `vocab.json`
+/// and `model.safetensors`, each replaced atomically (written beside, flushed, renamed), so a
+/// crash leaves every file whole. Shared by both model families.
+pub(crate) fn save_dir(dir: &Path, config_json: String, params: &ParamStore<f32>, vocab: &Vocab) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
-    save_config(&dir.join("config.json"))?;
-    vocab.save(&dir.join("vocab.json"))?;
-    params.save(dir.join("model.safetensors"))?;
-    Ok(())
+    write_file_atomically(&dir.join("config.json"), config_json.as_bytes())?;
+    write_file_atomically(&dir.join("vocab.json"), vocab.to_json().as_bytes())?;
+    write_file_atomically(&dir.join("model.safetensors"), &params.to_safetensors_bytes())
 }
 
 /// An error unless `dir` is a directory.

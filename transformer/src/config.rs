@@ -144,8 +144,12 @@ impl ModelConfig {
 
     /// Writes the config as pretty JSON.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).expect("a config always serializes");
-        std::fs::write(path, text + "\n").map_err(|e| Error::file(path, e))
+        crate::session::write_file_atomically(path, self.to_json().as_bytes())
+    }
+
+    /// The text of `config.json`: pretty JSON and a final newline.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a config always serializes") + "\n"
     }
 }
 

@@ -8,26 +8,51 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     message: String,
-    /// The run itself failed (training diverged), rather than its input being wrong.
-    run_failed: bool,
+    kind: Kind,
+}
+
+/// What kind of failure, which decides the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The input was wrong: a file, a field, a flag.
+    Input,
+    /// The run started from good input and failed on the way (training diverged).
+    RunFailed,
+    /// The run was stopped on request (Ctrl-C, SIGTERM) after saving what it had.
+    Interrupted,
 }
 
 impl Error {
     /// An error with a complete message.
     pub fn new(message: impl Into<String>) -> Self {
-        Error { message: message.into(), run_failed: false }
+        Error { message: message.into(), kind: Kind::Input }
     }
 
     /// A run that started from good input and failed on the way (training diverged); the
     /// message may span a few lines.
     pub fn run_failed(message: impl Into<String>) -> Self {
-        Error { message: message.into(), run_failed: true }
+        Error { message: message.into(), kind: Kind::RunFailed }
+    }
+
+    /// A run stopped on request (Ctrl-C, SIGTERM, or [`crate::train::TrainOptions::stop_after`])
+    /// once its checkpoint was saved; the message says how to continue it.
+    pub fn interrupted(message: impl Into<String>) -> Self {
+        Error { message: message.into(), kind: Kind::Interrupted }
+    }
+
+    /// True for [`Error::interrupted`]: the run can be resumed.
+    pub fn is_interrupted(&self) -> bool {
+        self.kind == Kind::Interrupted
     }
 
     /// The program's exit status for this error: 2 for bad input (a file, a field, a flag), 1
-    /// for a run that failed.
+    /// for a run that failed, 130 for a run stopped on request (as shells report Ctrl-C).
     pub fn exit_code(&self) -> u8 {
-        if self.run_failed { 1 } else { 2 }
+        match self.kind {
+            Kind::Input => 2,
+            Kind::RunFailed => 1,
+            Kind::Interrupted => 130,
+        }
     }
 
     /// An error about a whole file: `path: message`.

@@ -94,6 +94,7 @@ pub mod loss;
 pub mod model;
 pub mod nn;
 pub mod optim;
+pub mod session;
 pub mod train;
 
 pub use config::{Activation, ModelConfig, Positional};

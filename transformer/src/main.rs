@@ -24,11 +24,13 @@ fn keep_freed_memory() {
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use transformer::checkpoint::Checkpoint;
-use transformer::data::{Example, Task, Vocab, encode_source, read_tsv};
+use transformer::data::{DataSource, TrainData, Vocab, encode_source, read_tsv};
 use transformer::decode::{beam_search, greedy};
-use transformer::lm::{LmCheckpoint, LmConfig, LmTrainOptions, Sampling};
-use transformer::train::{ScheduleKind, TrainOptions, train};
+use transformer::lm::{LmCheckpoint, LmConfig, LmTrainOptions, LmTrainSummary, Sampling, TextSource};
+use transformer::train::{ScheduleKind, TrainOptions, TrainSummary, train};
 use transformer::{Error, ModelConfig, Result};
 
 #[derive(Parser)]
@@ -41,6 +43,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model on a built-in task or a TSV file and save it.
+    ///
+    /// Writes OUT/model/ (the model directory), OUT/metrics.jsonl, OUT/loss.png and
+    /// OUT/checkpoint/, which `--resume OUT` continues from. Ctrl-C or SIGTERM stops after the
+    /// step under way and saves the checkpoint (a second Ctrl-C quits at once).
     Train {
         /// Built-in task: dates, numbers, copy, reverse or sort.
         #[arg(long, default_value = "dates", conflicts_with = "data")]
@@ -55,42 +61,17 @@ enum Command {
         #[arg(long, default_value_t = TrainOptions::default().steps)]
         steps: usize,
         /// Examples per batch.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = TrainOptions::default().batch_size)]
         batch_size: usize,
         /// Seed for data, initialization and dropout.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Peak learning rate, reached after the warm-up and then decayed linearly to 0.
-        #[arg(long, default_value_t = TrainOptions::default().lr, allow_negative_numbers = true)]
-        lr: f64,
-        /// Steps of linear warm-up to the peak learning rate (a tenth of the run if it is shorter).
-        #[arg(long, default_value_t = TrainOptions::default().warmup, allow_negative_numbers = true)]
-        warmup: usize,
-        /// Learning-rate schedule: linear (warm-up, then linear decay to 0), noam (warm-up, then
-        /// 1/√step, peaking at --lr) or constant.
-        #[arg(long, default_value = "linear")]
-        schedule: String,
-        /// Micro-batches per optimizer step, their gradients combined as one batch N times larger.
-        #[arg(long, default_value_t = TrainOptions::default().accumulate, allow_negative_numbers = true)]
-        accumulate: usize,
-        /// Decoupled weight decay (AdamW) at or above 0; 0 trains with Adam.
-        #[arg(long, default_value_t = TrainOptions::default().weight_decay, allow_negative_numbers = true)]
-        weight_decay: f64,
-        /// Label smoothing ε of the loss, in [0, 1).
-        #[arg(long, default_value_t = TrainOptions::default().label_smoothing, allow_negative_numbers = true)]
-        label_smoothing: f64,
-        /// Gradients are scaled down to this global norm when larger (above 0).
-        #[arg(long, default_value_t = TrainOptions::default().clip_norm, allow_negative_numbers = true)]
-        clip_norm: f64,
-        /// Dropout probability in [0, 1) (default: the config's, 0 in the default config).
-        #[arg(long, allow_negative_numbers = true)]
-        dropout: Option<f64>,
-        /// Adam's β1 in [0, 1).
-        #[arg(long, default_value_t = TrainOptions::default().beta1, allow_negative_numbers = true)]
-        beta1: f64,
-        /// Adam's β2 in [0, 1).
-        #[arg(long, default_value_t = TrainOptions::default().beta2, allow_negative_numbers = true)]
-        beta2: f64,
+        #[command(flatten)]
+        knobs: Box<Knobs>,
+        /// Continue the run whose checkpoint is in OUT/checkpoint/, with the settings saved
+        /// there, to its --steps (only --threads may be given with it).
+        #[arg(long, value_name = "OUT", conflicts_with_all = RESUME_CONFLICTS)]
+        resume: Option<PathBuf>,
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -158,6 +139,9 @@ enum Command {
 #[derive(Subcommand)]
 enum LmCommand {
     /// Train a language model on a text file, or on this program's own sources, and save it.
+    ///
+    /// Writes OUT/model/, OUT/metrics.jsonl, OUT/loss.png and OUT/checkpoint/, as `train` does,
+    /// and stops and resumes the same way.
     Train {
         /// A UTF-8 text file (default: the Rust sources and book this program was built from).
         #[arg(long)]
@@ -174,9 +158,12 @@ enum LmCommand {
         /// Seed for initialization, chunk sampling and dropout.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Peak learning rate, reached after the warm-up and then decayed linearly to 0.
-        #[arg(long, default_value_t = LmTrainOptions::default().lr, allow_negative_numbers = true)]
-        lr: f64,
+        #[command(flatten)]
+        knobs: Box<Knobs>,
+        /// Continue the run whose checkpoint is in OUT/checkpoint/, with the settings saved
+        /// there, to its --steps (only --threads may be given with it).
+        #[arg(long, value_name = "OUT", conflicts_with_all = LM_RESUME_CONFLICTS)]
+        resume: Option<PathBuf>,
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -221,6 +208,184 @@ enum LmCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+}
+
+/// The flags `train` and `lm train` share: how the optimizer, schedule and loss are set up,
+/// and how often to save and evaluate. Defaults differ between the two families; each is
+/// given as `train / lm train`.
+#[derive(clap::Args)]
+struct Knobs {
+    /// Peak learning rate, reached after the warm-up [default: 0.003]
+    #[arg(long, allow_negative_numbers = true)]
+    lr: Option<f64>,
+    /// Steps of linear warm-up to the peak (a tenth of the run if it is shorter) [default: 200 / 100]
+    #[arg(long, allow_negative_numbers = true)]
+    warmup: Option<usize>,
+    /// Learning-rate schedule: linear (warm-up, then linear decay to 0), noam (warm-up, then
+    /// 1/√step, peaking at --lr) or constant [default: linear]
+    #[arg(long)]
+    schedule: Option<String>,
+    /// Micro-batches per optimizer step, their gradients combined as one batch N times larger [default: 1]
+    #[arg(long, allow_negative_numbers = true)]
+    accumulate: Option<usize>,
+    /// Decoupled weight decay (AdamW) at or above 0; for train, 0 means Adam [default: 0 / 0.01]
+    #[arg(long, allow_negative_numbers = true)]
+    weight_decay: Option<f64>,
+    /// Label smoothing ε of the loss, in [0, 1) [default: 0.1 / 0]
+    #[arg(long, allow_negative_numbers = true)]
+    label_smoothing: Option<f64>,
+    /// Gradients are scaled down to this global norm when larger (above 0) [default: 1]
+    #[arg(long, allow_negative_numbers = true)]
+    clip_norm: Option<f64>,
+    /// Dropout probability in [0, 1) [default: the config's, 0 in the default configs]
+    #[arg(long, allow_negative_numbers = true)]
+    dropout: Option<f64>,
+    /// Adam's β1 in [0, 1) [default: 0.9]
+    #[arg(long, allow_negative_numbers = true)]
+    beta1: Option<f64>,
+    /// Adam's β2 in [0, 1) [default: 0.98 / 0.99]
+    #[arg(long, allow_negative_numbers = true)]
+    beta2: Option<f64>,
+    /// Also save OUT/checkpoint/ every K steps (it is always saved at the end and on Ctrl-C) [default: 0, never]
+    #[arg(long, value_name = "K")]
+    save_every: Option<usize>,
+    /// Write the held-out evaluation to metrics.jsonl every K steps (it always runs at the end) [default: 0, never]
+    #[arg(long, value_name = "K")]
+    eval_every: Option<usize>,
+}
+
+/// The flags `--resume` refuses: a resumed run keeps the settings it was started with.
+const RESUME_CONFLICTS: [&str; 18] = [
+    "task",
+    "data",
+    "config",
+    "steps",
+    "batch_size",
+    "seed",
+    "out",
+    "lr",
+    "warmup",
+    "schedule",
+    "accumulate",
+    "weight_decay",
+    "label_smoothing",
+    "clip_norm",
+    "dropout",
+    "beta1",
+    "beta2",
+    "save_every",
+];
+/// As [`RESUME_CONFLICTS`], for `lm train`.
+const LM_RESUME_CONFLICTS: [&str; 17] = [
+    "text",
+    "config",
+    "steps",
+    "batch_size",
+    "seed",
+    "out",
+    "lr",
+    "warmup",
+    "schedule",
+    "accumulate",
+    "weight_decay",
+    "label_smoothing",
+    "clip_norm",
+    "dropout",
+    "beta1",
+    "beta2",
+    "save_every",
+];
+
+/// [`Knobs`] checked, with a family's defaults filled in.
+struct Settings {
+    lr: f64,
+    warmup: usize,
+    schedule: ScheduleKind,
+    accumulate: usize,
+    weight_decay: f64,
+    label_smoothing: f64,
+    clip_norm: f64,
+    dropout: Option<f64>,
+    beta1: f64,
+    beta2: f64,
+    save_every: usize,
+    eval_every: usize,
+}
+
+impl Knobs {
+    /// The flags checked, each error naming its flag and range; `defaults` fills the rest.
+    fn settings(&self, defaults: Settings) -> Result<Settings> {
+        let schedule = match &self.schedule {
+            None => defaults.schedule,
+            Some(name) => ScheduleKind::from_name(name).ok_or_else(|| {
+                Error::flag("--schedule", format!("expected linear, noam or constant, found {name:?}"))
+            })?,
+        };
+        let s = Settings {
+            lr: self.lr.unwrap_or(defaults.lr),
+            warmup: self.warmup.unwrap_or(defaults.warmup),
+            schedule,
+            accumulate: self.accumulate.unwrap_or(defaults.accumulate),
+            weight_decay: self.weight_decay.unwrap_or(defaults.weight_decay),
+            label_smoothing: self.label_smoothing.unwrap_or(defaults.label_smoothing),
+            clip_norm: self.clip_norm.unwrap_or(defaults.clip_norm),
+            dropout: self.dropout,
+            beta1: self.beta1.unwrap_or(defaults.beta1),
+            beta2: self.beta2.unwrap_or(defaults.beta2),
+            save_every: self.save_every.unwrap_or(defaults.save_every),
+            eval_every: self.eval_every.unwrap_or(defaults.eval_every),
+        };
+        if !(s.lr.is_finite() && s.lr > 0.0) {
+            return Err(Error::flag("--lr", format!("must be a finite number above 0, found {}", s.lr)));
+        }
+        if s.accumulate == 0 {
+            return Err(Error::flag("--accumulate", "must be at least 1, found 0"));
+        }
+        if !(s.weight_decay.is_finite() && s.weight_decay >= 0.0) {
+            return Err(Error::flag(
+                "--weight-decay",
+                format!("must be a finite number >= 0, found {}", s.weight_decay),
+            ));
+        }
+        let unit = |flag: &str, v: f64| {
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::flag(flag, format!("must be in [0, 1), found {v}")))
+            }
+        };
+        unit("--label-smoothing", s.label_smoothing)?;
+        unit("--beta1", s.beta1)?;
+        unit("--beta2", s.beta2)?;
+        if let Some(p) = s.dropout {
+            unit("--dropout", p)?;
+        }
+        if !(s.clip_norm.is_finite() && s.clip_norm > 0.0) {
+            return Err(Error::flag("--clip-norm", format!("must be a finite number above 0, found {}", s.clip_norm)));
+        }
+        Ok(s)
+    }
+}
+
+/// A flag that turns true at the first Ctrl-C or SIGTERM: the training loop then saves its
+/// checkpoint and stops. A second one ends the program at once; the last whole checkpoint
+/// survives, since checkpoints are replaced atomically.
+fn interrupt_flag() -> Option<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let seen = flag.clone();
+    let installed = ctrlc::set_handler(move || {
+        if seen.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this step to save a checkpoint (Ctrl-C again quits at once)");
+    });
+    match installed {
+        Ok(()) => Some(flag),
+        Err(e) => {
+            eprintln!("warning: Ctrl-C will not save a checkpoint: {e}");
+            None
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -278,129 +443,96 @@ fn in_pool<R: Send>(threads: Option<usize>, f: impl FnOnce() -> Result<R> + Send
 
 fn run(command: Command) -> Result<()> {
     match command {
-        Command::Train {
-            task,
-            data,
-            config,
-            steps,
-            batch_size,
-            seed,
-            lr,
-            warmup,
-            schedule,
-            accumulate,
-            weight_decay,
-            label_smoothing,
-            clip_norm,
-            dropout,
-            beta1,
-            beta2,
-            threads,
-            out,
-        } => in_pool(threads, || {
-            if accumulate == 0 {
-                return Err(Error::flag("--accumulate", "must be at least 1, found 0"));
-            }
-            let schedule = ScheduleKind::from_name(&schedule).ok_or_else(|| {
-                Error::flag("--schedule", format!("expected linear, noam or constant, found {schedule:?}"))
-            })?;
-            if !(weight_decay.is_finite() && weight_decay >= 0.0) {
-                return Err(Error::flag(
-                    "--weight-decay",
-                    format!("must be a finite number >= 0, found {weight_decay}"),
-                ));
-            }
-            check_training_flags(steps, batch_size, lr)?;
-            let unit = |flag: &str, v: f64| {
-                if (0.0..1.0).contains(&v) {
-                    Ok(())
-                } else {
-                    Err(Error::flag(flag, format!("must be in [0, 1), found {v}")))
+        Command::Train { task, data, config, steps, batch_size, seed, knobs, resume, threads, out } => {
+            in_pool(threads, || {
+                let interrupt = interrupt_flag();
+                if let Some(out) = resume {
+                    let opts = TrainOptions { interrupt, ..transformer::train::resume_options(&out)? };
+                    let data = opts.data.load(opts.seed)?;
+                    eprintln!("resuming the run in {} ({} steps of {})", out.display(), opts.steps, opts.batch_size);
+                    let summary = transformer::train::resume(&opts, &data)?;
+                    return print_train_summary(&opts, &data, &summary);
                 }
-            };
-            unit("--label-smoothing", label_smoothing)?;
-            unit("--beta1", beta1)?;
-            unit("--beta2", beta2)?;
-            if let Some(p) = dropout {
-                unit("--dropout", p)?;
-            }
-            if !(clip_norm.is_finite() && clip_norm > 0.0) {
-                return Err(Error::flag("--clip-norm", format!("must be a finite number above 0, found {clip_norm}")));
-            }
-            let mut model = match &config {
-                Some(path) => load_train_config(path)?,
-                None => ModelConfig::default(),
-            };
-            if let Some(p) = dropout {
-                model.dropout = p;
-            }
-            let (name, train_set, held_out) = match &data {
-                Some(path) => {
-                    let (train_set, held_out) = split_file(read_tsv(path)?);
-                    let name = path.file_stem().map_or("data".into(), |s| s.to_string_lossy().into_owned());
-                    (name, train_set, held_out)
+                check_training_flags(steps, batch_size)?;
+                let d = TrainOptions::default();
+                let k = knobs.settings(Settings {
+                    lr: d.lr,
+                    warmup: d.warmup,
+                    schedule: d.schedule,
+                    accumulate: d.accumulate,
+                    weight_decay: d.weight_decay,
+                    label_smoothing: d.label_smoothing,
+                    clip_norm: d.clip_norm,
+                    dropout: None,
+                    beta1: d.beta1,
+                    beta2: d.beta2,
+                    save_every: d.save_every,
+                    eval_every: d.eval_every,
+                })?;
+                let mut model = match &config {
+                    Some(path) => load_train_config(path)?,
+                    None => ModelConfig::default(),
+                };
+                if let Some(p) = k.dropout {
+                    model.dropout = p;
                 }
-                None => {
-                    let task = Task::from_name(&task)?;
-                    let (train_set, held_out) = task.generate(seed, 100_000, 1000)?;
-                    (task.name().to_string(), train_set, held_out)
+                let source = match &data {
+                    // Absolute, so that `--resume` finds the file from any directory.
+                    Some(path) => DataSource::File(std::path::absolute(path).map_err(|e| Error::file(path, e))?),
+                    None => DataSource::Task(task),
+                };
+                let loaded = source.load(seed)?;
+                let out = out.unwrap_or_else(|| PathBuf::from("runs").join(&loaded.name));
+                let longest = loaded
+                    .train
+                    .iter()
+                    .chain(&loaded.held_out)
+                    .map(|e| e.source.chars().count().max(e.target.chars().count()) + 1)
+                    .max()
+                    .unwrap_or(0);
+                if longest > model.max_len {
+                    let what = format!(
+                        "max_len is {} but the data holds a sequence of {longest} tokens (characters + <eos>)",
+                        model.max_len
+                    );
+                    return Err(match &config {
+                        Some(path) => Error::file(path, what),
+                        None => Error::flag("--data", what),
+                    });
                 }
-            };
-            let out = out.unwrap_or_else(|| PathBuf::from("runs").join(&name));
-            let longest = train_set
-                .iter()
-                .chain(&held_out)
-                .map(|e| e.source.chars().count().max(e.target.chars().count()) + 1)
-                .max()
-                .unwrap_or(0);
-            if longest > model.max_len {
-                let what = format!(
-                    "max_len is {} but the data holds a sequence of {longest} tokens (characters + <eos>)",
-                    model.max_len
+                std::fs::create_dir_all(&out)
+                    .map_err(|e| Error::file(&out, format!("cannot create the output directory: {e}")))?;
+                let opts = TrainOptions {
+                    model,
+                    data: source,
+                    steps,
+                    batch_size,
+                    seed,
+                    lr: k.lr,
+                    warmup: k.warmup,
+                    schedule: k.schedule,
+                    accumulate: k.accumulate,
+                    weight_decay: k.weight_decay,
+                    label_smoothing: k.label_smoothing,
+                    clip_norm: k.clip_norm,
+                    beta1: k.beta1,
+                    beta2: k.beta2,
+                    save_every: k.save_every,
+                    eval_every: k.eval_every,
+                    out,
+                    interrupt,
+                    ..TrainOptions::default()
+                };
+                eprintln!(
+                    "training on {} ({} examples, {} held out) for {steps} steps of {batch_size}",
+                    loaded.name,
+                    loaded.train.len(),
+                    loaded.held_out.len()
                 );
-                return Err(match &config {
-                    Some(path) => Error::file(path, what),
-                    None => Error::flag("--data", what),
-                });
-            }
-            std::fs::create_dir_all(&out)
-                .map_err(|e| Error::file(&out, format!("cannot create the output directory: {e}")))?;
-            let opts = TrainOptions {
-                model,
-                steps,
-                batch_size,
-                seed,
-                lr,
-                warmup,
-                schedule,
-                accumulate,
-                weight_decay,
-                label_smoothing,
-                clip_norm,
-                beta1,
-                beta2,
-                out: out.clone(),
-                ..TrainOptions::default()
-            };
-            eprintln!(
-                "training on {} ({} examples, {} held out) for {steps} steps of {batch_size}",
-                name,
-                train_set.len(),
-                held_out.len()
-            );
-            let summary = train(&opts, &train_set, &held_out)?;
-            println!(
-                "trained {steps} steps in {:.1} s: loss {:.3} -> {:.3}",
-                summary.seconds, summary.first_loss, summary.final_loss
-            );
-            println!("held-out exact match: {:.1}% of {}", summary.held_out_exact_match * 100.0, held_out.len());
-            for (source, expected, got) in &summary.samples {
-                let mark = if got == expected { "ok " } else { "BAD" };
-                println!("  {mark} {source:>30}  ->  {got}");
-            }
-            println!("model saved to {}", out.join("model").display());
-            Ok(())
-        }),
+                let summary = train(&opts, &loaded)?;
+                print_train_summary(&opts, &loaded, &summary)
+            })
+        }
         Command::Eval { model, data } => {
             let ckpt = Checkpoint::load(&model)?;
             let examples = read_tsv(&data)?;
@@ -494,49 +626,121 @@ fn run(command: Command) -> Result<()> {
     }
 }
 
+/// What `train` prints when it ends.
+fn print_train_summary(opts: &TrainOptions, data: &TrainData, summary: &TrainSummary) -> Result<()> {
+    println!(
+        "trained {} steps in {:.1} s: loss {:.3} -> {:.3}",
+        opts.steps, summary.seconds, summary.first_loss, summary.final_loss
+    );
+    println!("held-out exact match: {:.1}% of {}", summary.held_out_exact_match * 100.0, data.held_out.len());
+    for (source, expected, got) in &summary.samples {
+        let mark = if got == expected { "ok " } else { "BAD" };
+        println!("  {mark} {source:>30}  ->  {got}");
+    }
+    println!("model saved to {}", opts.out.join("model").display());
+    Ok(())
+}
+
+/// What `lm train` prints when it ends.
+fn print_lm_summary(opts: &LmTrainOptions, summary: &LmTrainSummary) -> Result<()> {
+    println!(
+        "trained {} steps in {:.1} s: loss {:.3} -> {:.3}",
+        opts.steps, summary.seconds, summary.first_loss, summary.final_loss
+    );
+    println!(
+        "held-out loss: {:.4} nats = {:.3} bits per character, over {} characters",
+        summary.held_out.loss, summary.held_out.bits_per_char, summary.held_out.characters
+    );
+    println!("sample:\n{}", summary.sample);
+    println!("model saved to {}", opts.out.join("model").display());
+    Ok(())
+}
+
 fn run_lm(command: LmCommand) -> Result<()> {
     match command {
-        LmCommand::Train { text, config, steps, batch_size, seed, lr, threads, out } => in_pool(threads, || {
-            check_training_flags(steps, batch_size, lr)?;
-            let model = match &config {
-                Some(path) => load_lm_train_config(path)?,
-                None => LmConfig::default(),
-            };
-            let (name, corpus) = match &text {
-                Some(path) => (path.display().to_string(), read_text(path)?),
-                None => ("this program's own sources".to_string(), transformer::lm::BUILTIN_CORPUS.to_string()),
-            };
-            let opts =
-                LmTrainOptions { model, steps, batch_size, seed, lr, out: out.clone(), ..LmTrainOptions::default() };
-            if let Err(e) = opts.split(&corpus) {
-                return Err(match &text {
-                    Some(path) => Error::file(path, e),
-                    None => e,
-                });
-            }
-            eprintln!("training on {name} ({} characters) for {steps} steps of {batch_size}", corpus.chars().count());
-            let summary = transformer::lm::train(&opts, &corpus).map_err(|e| match &text {
-                Some(path) if !e.message().starts_with(&path.display().to_string()) && e.exit_code() == 2 => {
-                    Error::file(path, e)
+        LmCommand::Train { text, config, steps, batch_size, seed, knobs, resume, threads, out } => {
+            in_pool(threads, || {
+                let interrupt = interrupt_flag();
+                if let Some(out) = resume {
+                    let opts = LmTrainOptions { interrupt, ..transformer::lm::resume_options(&out)? };
+                    let corpus = opts.text.load()?;
+                    eprintln!("resuming the run in {} ({} steps of {})", out.display(), opts.steps, opts.batch_size);
+                    let summary = transformer::lm::resume(&opts, &corpus)?;
+                    return print_lm_summary(&opts, &summary);
                 }
-                _ => e,
-            })?;
-            println!(
-                "trained {steps} steps in {:.1} s: loss {:.3} -> {:.3}",
-                summary.seconds, summary.first_loss, summary.final_loss
-            );
-            println!(
-                "held-out loss: {:.4} nats = {:.3} bits per character, over {} characters",
-                summary.held_out.loss, summary.held_out.bits_per_char, summary.held_out.characters
-            );
-            println!("sample:\n{}", summary.sample);
-            println!("model saved to {}", out.join("model").display());
-            Ok(())
-        }),
+                check_training_flags(steps, batch_size)?;
+                let d = LmTrainOptions::default();
+                let k = knobs.settings(Settings {
+                    lr: d.lr,
+                    warmup: d.warmup,
+                    schedule: d.schedule,
+                    accumulate: d.accumulate,
+                    weight_decay: d.weight_decay,
+                    label_smoothing: d.label_smoothing,
+                    clip_norm: d.clip_norm,
+                    dropout: None,
+                    beta1: d.beta1,
+                    beta2: d.beta2,
+                    save_every: d.save_every,
+                    eval_every: d.eval_every,
+                })?;
+                let mut model = match &config {
+                    Some(path) => load_lm_train_config(path)?,
+                    None => LmConfig::default(),
+                };
+                if let Some(p) = k.dropout {
+                    model.dropout = p;
+                }
+                let source = match &text {
+                    Some(path) => TextSource::File(std::path::absolute(path).map_err(|e| Error::file(path, e))?),
+                    None => TextSource::Builtin,
+                };
+                let corpus = source.load()?;
+                let opts = LmTrainOptions {
+                    model,
+                    text: source,
+                    steps,
+                    batch_size,
+                    seed,
+                    lr: k.lr,
+                    warmup: k.warmup,
+                    schedule: k.schedule,
+                    accumulate: k.accumulate,
+                    weight_decay: k.weight_decay,
+                    label_smoothing: k.label_smoothing,
+                    clip_norm: k.clip_norm,
+                    beta1: k.beta1,
+                    beta2: k.beta2,
+                    save_every: k.save_every,
+                    eval_every: k.eval_every,
+                    out: out.clone(),
+                    interrupt,
+                    ..LmTrainOptions::default()
+                };
+                if let Err(e) = opts.split(&corpus) {
+                    return Err(match &text {
+                        Some(path) => Error::file(path, e),
+                        None => e,
+                    });
+                }
+                eprintln!(
+                    "training on {} ({} characters) for {steps} steps of {batch_size}",
+                    opts.text.describe(),
+                    corpus.chars().count()
+                );
+                let summary = transformer::lm::train(&opts, &corpus).map_err(|e| match &text {
+                    Some(path) if !e.message().starts_with(&path.display().to_string()) && e.exit_code() == 2 => {
+                        Error::file(path, e)
+                    }
+                    _ => e,
+                })?;
+                print_lm_summary(&opts, &summary)
+            })
+        }
         LmCommand::Eval { model, text, threads } => in_pool(threads, || {
             let ckpt = LmCheckpoint::load(&model)?;
             let path = text;
-            let text = read_text(&path)?;
+            let text = TextSource::File(path.clone()).load()?;
             if text.is_empty() {
                 return Err(Error::file(&path, "is empty: there is no character to predict"));
             }
@@ -621,25 +825,15 @@ fn bench_decode(
     Ok(())
 }
 
-/// The flags both `train` and `lm train` take, checked.
-fn check_training_flags(steps: usize, batch_size: usize, lr: f64) -> Result<()> {
+/// The flags both `train` and `lm train` take besides the [`Knobs`], checked.
+fn check_training_flags(steps: usize, batch_size: usize) -> Result<()> {
     if batch_size == 0 {
         return Err(Error::flag("--batch-size", "must be at least 1, found 0"));
-    }
-    if !(lr.is_finite() && lr > 0.0) {
-        return Err(Error::flag("--lr", format!("must be a finite number above 0, found {lr}")));
     }
     if steps == 0 {
         return Err(Error::flag("--steps", "must be at least 1, found 0"));
     }
     Ok(())
-}
-
-/// A UTF-8 text file, or an error naming it.
-fn read_text(path: &std::path::Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
-    String::from_utf8(bytes)
-        .map_err(|e| Error::file(path, format!("is not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))
 }
 
 /// An LM config for training: vocab_size is replaced by the text's.
@@ -661,18 +855,6 @@ fn load_train_config(path: &std::path::Path) -> Result<ModelConfig> {
         obj.entry("vocab_size").or_insert(serde_json::json!(1000));
     }
     ModelConfig::from_value(value).map_err(|e| Error::file(path, e))
-}
-
-/// Holds out every 20th example (at most 1000) of a data file for the final evaluation.
-fn split_file(examples: Vec<Example>) -> (Vec<Example>, Vec<Example>) {
-    if examples.len() < 20 {
-        return (examples.clone(), examples);
-    }
-    let (mut train_set, mut held_out) = (Vec::new(), Vec::new());
-    for (i, e) in examples.into_iter().enumerate() {
-        if i % 20 == 19 && held_out.len() < 1000 { held_out.push(e) } else { train_set.push(e) }
-    }
-    (train_set, held_out)
 }
 
 fn translate(ckpt: &Checkpoint, text: &str, beam: Option<usize>) -> String {

@@ -1,32 +1,43 @@
 //! The training loop: batches in, Adam steps out, with a progress bar, `metrics.jsonl`, a
 //! loss plot, and a held-out evaluation at the end.
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, load_vocab};
 use crate::config::ModelConfig;
-use crate::data::{Batch, Batcher, Example, Vocab, encode_source};
+use crate::data::{Batch, Batcher, BatcherPosition, DataSource, Example, TrainData, Vocab, encode_source};
 use crate::decode::greedy;
 use crate::loss::{sequence_loss, token_hits};
 use crate::model::Seq2Seq;
 use crate::nn::Ctx;
 use crate::optim::{Adam, AdamConfig, AdamW, Constant, Noam, Optimizer, Schedule, WarmupLinear, grad_clip};
+use crate::session::{
+    CHECKPOINT_DIR, Progress, RngState, Session, State, checkpoint_files, find_checkpoint, load_optimizer, read_state,
+    write_dir_atomically,
+};
 use crate::{Error, Result};
 use autograd::{Gradients, ParamStore, Tape};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
-use std::io::Write;
+use rand_chacha::ChaCha12Rng;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// How to train: what `transformer train` fills in from its flags.
-#[derive(Clone, Debug)]
+///
+/// Everything but the last four fields is saved in a checkpoint, and a resumed run takes its
+/// settings from there ([`resume_options`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainOptions {
     /// The model shape; `vocab_size` is set from the data.
     pub model: ModelConfig,
+    /// The examples: a built-in task or a TSV file.
+    pub data: DataSource,
     /// Optimizer steps.
     pub steps: usize,
     /// Examples per batch.
     pub batch_size: usize,
-    /// Seeds initialization, batching and dropout.
+    /// Seeds the data of a task, initialization, batching and dropout.
     pub seed: u64,
     /// Peak learning rate, reached after `warmup` steps, then decayed linearly to 0.
     pub lr: f64,
@@ -47,18 +58,33 @@ pub struct TrainOptions {
     pub beta1: f64,
     /// Adam's β2, the decay of its running mean of squared gradients.
     pub beta2: f64,
-    /// Where the model directory, metrics and plot go.
-    pub out: PathBuf,
     /// Steps between lines of `metrics.jsonl`.
     pub log_every: usize,
+    /// Steps between checkpoints (0: only at the end and when interrupted).
+    pub save_every: usize,
+    /// Steps between held-out evaluations in `metrics.jsonl` (0: only at the end).
+    pub eval_every: usize,
+    /// Where the model directory, checkpoint, metrics and plot go.
+    #[serde(skip)]
+    pub out: PathBuf,
     /// Show a progress bar.
+    #[serde(skip)]
     pub progress: bool,
+    /// Stop after this step as an interruption would: save the checkpoint and return
+    /// [`Error::interrupted`]. For splitting a run into sessions.
+    #[serde(skip)]
+    pub stop_after: Option<usize>,
+    /// When this flag turns true (a Ctrl-C handler sets it), the run stops after the step under
+    /// way, as with `stop_after`.
+    #[serde(skip)]
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
             model: ModelConfig::default(),
+            data: DataSource::Task("dates".into()),
             steps: 3000,
             batch_size: 64,
             seed: 0,
@@ -71,15 +97,40 @@ impl Default for TrainOptions {
             accumulate: 1,
             beta1: 0.9,
             beta2: 0.98,
-            out: PathBuf::from("runs/dates"),
             log_every: 50,
+            save_every: 0,
+            eval_every: 0,
+            out: PathBuf::from("runs/dates"),
             progress: true,
+            stop_after: None,
+            interrupt: None,
         }
     }
 }
 
+impl TrainOptions {
+    /// The optimizer these options ask for: Adam with the paper's ε, AdamW when weight decay is on.
+    pub fn optimizer(&self) -> Box<dyn Optimizer> {
+        let adam = AdamConfig {
+            beta1: self.beta1,
+            beta2: self.beta2,
+            weight_decay: self.weight_decay,
+            ..AdamConfig::paper(self.lr)
+        };
+        if self.weight_decay > 0.0 { Box::new(AdamW::new(adam)) } else { Box::new(Adam::new(adam)) }
+    }
+
+    /// The learning-rate schedule. A run shorter than the warm-up warms up over its first
+    /// tenth instead.
+    pub fn lr_schedule(&self, d_model: usize) -> Box<dyn Schedule> {
+        let warmup = if self.warmup < self.steps { self.warmup } else { self.steps / 10 };
+        self.schedule.build(self.lr, warmup, self.steps, d_model)
+    }
+}
+
 /// The learning-rate schedules `train --schedule` offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ScheduleKind {
     /// Linear warm-up to the peak, then linear decay to 0 at the last step ([`WarmupLinear`]).
     Linear,
@@ -130,12 +181,18 @@ pub struct TrainSummary {
 }
 
 /// One line of `metrics.jsonl`.
-pub(crate) fn metrics_line(step: usize, loss: f64, acc: f64, lr: f64, tokens_per_s: f64, elapsed: f64) -> String {
+pub(crate) fn metrics_line(
+    step: usize,
+    loss: f64,
+    acc: f64,
+    lr: f64,
+    tokens_per_s: f64,
+    elapsed: f64,
+) -> serde_json::Value {
     serde_json::json!({
         "step": step, "loss": loss, "token_accuracy": acc, "lr": lr,
         "tokens_per_s": tokens_per_s.round(), "elapsed_s": (elapsed * 1000.0).round() / 1000.0,
     })
-    .to_string()
 }
 
 /// What the forward and backward pass of one batch give.
@@ -262,43 +319,106 @@ pub fn exact_match(model: &Seq2Seq<f32>, vocab: &Vocab, examples: &[Example]) ->
     (hits as f64 / examples.len().max(1) as f64, outputs)
 }
 
-/// Trains a model on `train`, evaluates on `held_out`, and writes the model directory,
-/// `metrics.jsonl` and `loss.png` under `opts.out`.
-pub fn train(opts: &TrainOptions, train: &[Example], held_out: &[Example]) -> Result<TrainSummary> {
-    let vocab = Vocab::from_examples(&[train, held_out].concat());
+/// Trains a model on `data.train`, evaluates on `data.held_out`, and writes under `opts.out`
+/// the model directory `model/`, the checkpoint `checkpoint/` (at the end, every
+/// `opts.save_every` steps, and when stopped), `metrics.jsonl` and `loss.png`.
+///
+/// `data` must be what `opts.data.load(opts.seed)` gives.
+pub fn train(opts: &TrainOptions, data: &TrainData) -> Result<TrainSummary> {
+    run(opts, data, None)
+}
+
+/// The settings of the run whose checkpoint is in `out` (see [`crate::session`]), with `out`
+/// set: load its data with `opts.data.load(opts.seed)` and pass both to [`resume`].
+pub fn resume_options(out: &Path) -> Result<TrainOptions> {
+    let dir = find_checkpoint(out)?;
+    let state: State<TrainOptions, DataPosition> = read_state(&dir, FAMILY)?;
+    Ok(TrainOptions { out: out.to_path_buf(), ..state.run })
+}
+
+/// Continues the run whose checkpoint is in `opts.out` to its `opts.steps`, appending to its
+/// `metrics.jsonl`. On the same number of threads, it ends with the model an uninterrupted run
+/// ends with, bit for bit, and logs the same losses.
+pub fn resume(opts: &TrainOptions, data: &TrainData) -> Result<TrainSummary> {
+    let dir = find_checkpoint(&opts.out)?;
+    run(opts, data, Some(&dir))
+}
+
+/// `state.json`'s name for this model family.
+const FAMILY: &str = "translator";
+
+/// Where the translator's run stands in its data.
+#[derive(Serialize, Deserialize)]
+struct DataPosition {
+    /// [`TrainData::fingerprint`] of the examples trained on.
+    fingerprint: String,
+    batcher: BatcherPosition,
+}
+
+fn run(opts: &TrainOptions, data: &TrainData, checkpoint: Option<&Path>) -> Result<TrainSummary> {
+    let vocab = Vocab::from_examples(&[&data.train[..], &data.held_out].concat());
     let cfg = ModelConfig { vocab_size: vocab.len(), ..opts.model.clone() };
     cfg.validate().map_err(Error::new)?;
-    let longest = train.iter().map(|e| e.source.chars().count().max(e.target.chars().count())).max().unwrap_or(0) + 1;
+    let longest =
+        data.train.iter().map(|e| e.source.chars().count().max(e.target.chars().count())).max().unwrap_or(0) + 1;
     if longest > cfg.max_len {
         return Err(Error::new(format!(
             "the data holds a sequence of {longest} tokens, longer than the model's max_len of {}",
             cfg.max_len
         )));
     }
-    std::fs::create_dir_all(&opts.out).map_err(|e| Error::file(&opts.out, e))?;
     let mut params = ParamStore::new();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
-    let model = Seq2Seq::new(&cfg, &mut params, &mut rng);
-    let mut batches = Batcher::new(train, &vocab, opts.batch_size, opts.seed)?;
-    let adam = AdamConfig {
-        beta1: opts.beta1,
-        beta2: opts.beta2,
-        weight_decay: opts.weight_decay,
-        ..AdamConfig::paper(opts.lr)
-    };
-    let mut optimizer: Box<dyn Optimizer> =
-        if opts.weight_decay > 0.0 { Box::new(AdamW::new(adam)) } else { Box::new(Adam::new(adam)) };
-    // A run shorter than the warm-up warms up over its first tenth instead.
-    let warmup = if opts.warmup < opts.steps { opts.warmup } else { opts.steps / 10 };
-    let schedule = opts.schedule.build(opts.lr, warmup, opts.steps, cfg.d_model);
+    let model = Seq2Seq::new(&cfg, &mut params, &mut rand::rngs::StdRng::seed_from_u64(opts.seed));
+    let mut batches = Batcher::new(&data.train, &vocab, opts.batch_size, opts.seed)?;
+    let mut optimizer = opts.optimizer();
+    let schedule = opts.lr_schedule(cfg.d_model);
     let mut ctx = Ctx::train(opts.seed ^ 0x5eed);
-    let metrics_path = opts.out.join("metrics.jsonl");
-    let mut metrics = std::fs::File::create(&metrics_path).map_err(|e| Error::file(&metrics_path, e))?;
+    let (mut session, done) = match checkpoint {
+        None => (Session::start(&opts.out, opts.interrupt.clone())?, 0),
+        Some(dir) => {
+            let state: State<TrainOptions, DataPosition> = read_state(dir, FAMILY)?;
+            let progress = state.progress;
+            let damaged = |what: String| Error::file(&dir.join("state.json"), what);
+            if state.data.fingerprint != data.fingerprint {
+                return Err(damaged(format!(
+                    "the run trained on other data than {:?} gives now (fingerprint {} then, {} now)",
+                    opts.data, state.data.fingerprint, data.fingerprint
+                )));
+            }
+            if progress.complete {
+                return Err(Error::new(format!(
+                    "the run in {} is complete ({} of {} steps): nothing to resume",
+                    opts.out.display(),
+                    progress.step,
+                    opts.steps
+                )));
+            }
+            load_vocab(dir, vocab.len()).and_then(|saved| {
+                if saved == vocab { Ok(()) } else { Err(damaged("vocab.json differs from the data's".into())) }
+            })?;
+            params.load(dir.join("model.safetensors"))?;
+            load_optimizer(dir, &params, &progress, &mut *optimizer)?;
+            ctx.rng = restore_rng(&progress, "dropout").map_err(damaged)?;
+            batches.restore(&state.data.batcher).map_err(damaged)?;
+            (Session::resume(&opts.out, &progress, opts.interrupt.clone())?, progress.step)
+        }
+    };
+    let save_checkpoint =
+        |session: &Session, step: usize, complete: bool, optimizer: &dyn Optimizer, ctx: &Ctx, batches: &Batcher| {
+            let optimizer = optimizer.state(&params);
+            let rngs = [("dropout".to_string(), RngState::of(&ctx.rng))].into();
+            let progress = session.progress(step, &optimizer, rngs, complete)?;
+            let position = DataPosition { fingerprint: data.fingerprint.clone(), batcher: batches.position() };
+            let files = checkpoint_files(
+                (cfg.to_json(), &vocab, &params),
+                &optimizer,
+                &State::new(FAMILY, opts, progress, &position),
+            );
+            write_dir_atomically(&opts.out.join(CHECKPOINT_DIR), &files)
+        };
     let bar = progress_bar(opts);
-    let start = Instant::now();
-    let mut window = Window::new();
-    let mut curve: Vec<(usize, f64)> = Vec::new();
-    for step in 1..=opts.steps {
+    bar.set_position(done as u64);
+    for step in done + 1..=opts.steps {
         let micro: Vec<Batch> = (0..opts.accumulate.max(1)).map(|_| batches.next_batch()).collect();
         optimizer.set_lr(schedule.lr(step));
         let ctx_before = ctx.clone();
@@ -325,74 +445,61 @@ pub fn train(opts: &TrainOptions, train: &[Example], held_out: &[Example]) -> Re
             bar.suspend(|| eprintln!("{warning}"));
         }
         optimizer.step_scaled(&params, &grads, clip.scale);
-        window.add(loss, hits, counted, micro.iter().map(|b| b.batch_size * b.tgt_len).sum());
+        session.window.add(loss, hits, counted, micro.iter().map(|b| b.batch_size * b.tgt_len).sum());
         if step % opts.log_every == 0 || step == opts.steps {
-            let (mean, acc, tps) = window.take();
-            writeln!(
-                metrics,
-                "{}",
-                metrics_line(step, mean, acc, schedule.lr(step), tps, start.elapsed().as_secs_f64())
-            )
-            .map_err(|e| Error::file(&metrics_path, e))?;
-            curve.push((step, mean));
+            let (mean, acc, tps) = session.window.take();
+            session.log(&metrics_line(step, mean, acc, schedule.lr(step), tps, session.elapsed()))?;
+            session.curve.push((step, mean));
             bar.set_message(format!("loss {mean:.3}  acc {:.1}%  {:.0} tok/s", acc * 100.0, tps));
         }
+        if opts.eval_every > 0 && step % opts.eval_every == 0 && step != opts.steps {
+            let (exact, _) = exact_match(&model, &vocab, &data.held_out);
+            session.log(&serde_json::json!({ "step": step, "held_out_exact_match": exact }))?;
+        }
         bar.inc(1);
+        let stop = session.interrupted() || opts.stop_after == Some(step);
+        if stop || (opts.save_every > 0 && step % opts.save_every == 0) {
+            save_checkpoint(&session, step, false, &*optimizer, &ctx, &batches)?;
+        }
+        if stop {
+            bar.finish_and_clear();
+            return Err(stopped(&opts.out, step, opts.steps, "train"));
+        }
     }
     bar.finish();
-    let seconds = start.elapsed().as_secs_f64();
+    let seconds = session.elapsed();
     Checkpoint::save(&opts.out.join("model"), &model, &params, &vocab)?;
-    if let Err(e) = plot_loss(&opts.out.join("loss.png"), &curve) {
-        eprintln!("warning: could not draw {}: {e}", opts.out.join("loss.png").display());
+    let plot = opts.out.join("loss.png");
+    if let Err(e) = plot_loss(&plot, &session.curve) {
+        eprintln!("warning: could not draw {}: {e}", plot.display());
     }
-    let (held_out_exact_match, outputs) = exact_match(&model, &vocab, held_out);
-    writeln!(metrics, "{}", serde_json::json!({ "step": opts.steps, "held_out_exact_match": held_out_exact_match }))
-        .map_err(|e| Error::file(&metrics_path, e))?;
-    let samples = held_out.iter().zip(outputs).take(8).map(|(e, o)| (e.source.clone(), e.target.clone(), o)).collect();
+    let (held_out_exact_match, outputs) = exact_match(&model, &vocab, &data.held_out);
+    session.log(&serde_json::json!({ "step": opts.steps, "held_out_exact_match": held_out_exact_match }))?;
+    save_checkpoint(&session, opts.steps, true, &*optimizer, &ctx, &batches)?;
+    let samples =
+        data.held_out.iter().zip(outputs).take(8).map(|(e, o)| (e.source.clone(), e.target.clone(), o)).collect();
     Ok(TrainSummary {
-        first_loss: curve.first().map_or(f64::NAN, |c| c.1),
-        final_loss: curve.last().map_or(f64::NAN, |c| c.1),
+        first_loss: session.curve.first().map_or(f64::NAN, |c| c.1),
+        final_loss: session.curve.last().map_or(f64::NAN, |c| c.1),
         held_out_exact_match,
         seconds,
         samples,
     })
 }
 
-/// The figures of one logging interval: summed as steps run, averaged and reset when logged.
-pub(crate) struct Window {
-    loss: f64,
-    hits: usize,
-    counted: usize,
-    steps: usize,
-    tokens: usize,
-    start: Instant,
+/// The generator saved under `role`.
+pub(crate) fn restore_rng(progress: &Progress, role: &str) -> std::result::Result<ChaCha12Rng, String> {
+    progress.rngs.get(role).ok_or_else(|| format!("the {role} generator's state is missing"))?.restore()
 }
 
-impl Window {
-    pub(crate) fn new() -> Self {
-        Window { loss: 0.0, hits: 0, counted: 0, steps: 0, tokens: 0, start: Instant::now() }
-    }
-
-    /// One step's mean loss, correct predictions, predictions counted and tokens processed.
-    pub(crate) fn add(&mut self, loss: f64, hits: usize, counted: usize, tokens: usize) {
-        self.loss += loss;
-        self.hits += hits;
-        self.counted += counted;
-        self.steps += 1;
-        self.tokens += tokens;
-    }
-
-    /// (mean loss, token accuracy, tokens per second) of the interval, and a fresh one begun.
-    pub(crate) fn take(&mut self) -> (f64, f64, f64) {
-        let secs = self.start.elapsed().as_secs_f64().max(1e-9);
-        let figures = (
-            self.loss / self.steps.max(1) as f64,
-            self.hits as f64 / self.counted.max(1) as f64,
-            self.tokens as f64 / secs,
-        );
-        *self = Window::new();
-        figures
-    }
+/// The error of a run stopped on request, saying how to continue it.
+pub(crate) fn stopped(out: &Path, step: usize, steps: usize, command: &str) -> Error {
+    Error::interrupted(format!(
+        "stopped after step {step} of {steps}; the checkpoint is saved in {}: continue with `transformer {command} \
+         --resume {}`",
+        out.join(CHECKPOINT_DIR).display(),
+        out.display()
+    ))
 }
 
 fn progress_bar(opts: &TrainOptions) -> ProgressBar {

@@ -10,12 +10,22 @@
 use std::borrow::Borrow;
 
 use rand::SeedableRng;
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand_chacha::ChaCha12Rng;
 
 use super::tsv::Example;
 use super::vocab::{BOS, EOS, PAD, Vocab};
 use crate::error::{Error, Result};
+use crate::session::RngState;
+
+/// A [`Batcher`]'s place in its data: the epoch, the next batch of it, and the generator the
+/// epoch was planned from.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct BatcherPosition {
+    epoch: usize,
+    next: usize,
+    rng: RngState,
+}
 
 /// Encoder input ids: chars(text) + `<eos>`.
 pub fn encode_source(vocab: &Vocab, text: &str) -> Vec<usize> {
@@ -160,7 +170,10 @@ pub struct Batcher {
     examples: Vec<Encoded>,
     batch_size: usize,
     chunk_batches: usize,
-    rng: StdRng,
+    rng: ChaCha12Rng,
+    /// The generator as it was when this epoch was planned: with `next` and `epoch`, the
+    /// position a checkpoint saves.
+    epoch_rng: ChaCha12Rng,
     /// This epoch's batches, as indices into `examples`.
     plan: Vec<Vec<usize>>,
     /// Index into `plan` of the next batch.
@@ -182,7 +195,8 @@ impl Batcher {
             examples: examples.iter().map(|e| Encoded::new(e, vocab)).collect(),
             batch_size,
             chunk_batches: DEFAULT_CHUNK_BATCHES,
-            rng: StdRng::seed_from_u64(seed),
+            rng: ChaCha12Rng::seed_from_u64(seed),
+            epoch_rng: ChaCha12Rng::seed_from_u64(seed),
             plan: Vec::new(),
             next: 0,
             epoch: 0,
@@ -227,7 +241,29 @@ impl Batcher {
         Batch::from_encoded(rows.iter().map(|&i| &self.examples[i]))
     }
 
+    /// Where the batcher stands, for a training checkpoint.
+    pub(crate) fn position(&self) -> BatcherPosition {
+        BatcherPosition { epoch: self.epoch, next: self.next, rng: RngState::of(&self.epoch_rng) }
+    }
+
+    /// Moves the batcher to a position [`Batcher::position`] gave for the same examples and
+    /// batch size: the batches that follow are those that followed there.
+    pub(crate) fn restore(&mut self, at: &BatcherPosition) -> std::result::Result<(), String> {
+        self.rng = at.rng.restore()?;
+        self.plan.clear();
+        self.next = 0;
+        if at.epoch > 0 {
+            self.plan_epoch();
+        }
+        if at.next > self.plan.len() {
+            return Err(format!("the data position {} is past the epoch's {} batches", at.next, self.plan.len()));
+        }
+        (self.epoch, self.next) = (at.epoch, at.next);
+        Ok(())
+    }
+
     fn plan_epoch(&mut self) {
+        self.epoch_rng = self.rng.clone();
         let mut order: Vec<usize> = (0..self.examples.len()).collect();
         order.shuffle(&mut self.rng);
         // A stable sort, so examples of equal length stay in their shuffled order.
@@ -257,6 +293,25 @@ mod tests {
     /// Examples whose source is `i` as letters and whose target has length `i % 5`, so lengths vary.
     fn examples(n: usize) -> Vec<Example> {
         (0..n).map(|i| Example::new("s".repeat(1 + i % 13) + &i.to_string(), "t".repeat(i % 5))).collect()
+    }
+
+    /// A batcher moved to a saved position gives the batches that followed it, across the
+    /// end of an epoch, for a position at the start, inside and at the end of an epoch.
+    #[test]
+    fn a_saved_position_continues_the_same_batches() {
+        let examples = examples(37);
+        let vocab = Vocab::from_examples(&examples);
+        for skip in [0, 3, 5, 9] {
+            let mut batcher = Batcher::new(&examples, &vocab, 8, 3).unwrap();
+            (0..skip).for_each(|_| drop(batcher.next_batch()));
+            let at = batcher.position();
+            let mut moved = Batcher::new(&examples, &vocab, 8, 3).unwrap();
+            moved.restore(&at).unwrap();
+            for _ in 0..12 {
+                assert_eq!(moved.next_batch(), batcher.next_batch(), "after {skip} batches");
+            }
+            assert_eq!(moved.epoch(), batcher.epoch());
+        }
     }
 
     #[test]

@@ -164,7 +164,7 @@ impl Vocab {
 
     /// Writes `vocab.json`.
     pub fn save(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_json()).map_err(|e| Error::file(path, format!("cannot write: {e}")))
+        crate::session::write_file_atomically(path, self.to_json().as_bytes())
     }
 
     /// Reads `vocab.json`; every problem is an error naming the file and what was expected.

@@ -24,7 +24,7 @@ pub use eval::{LmEvalReport, evaluate};
 pub use generate::{Generated, Sampling, generate};
 pub use model::CharLM;
 pub use text::{BUILTIN_CORPUS, Chunk, batch, frame};
-pub use train::{LmTrainOptions, LmTrainSummary, train};
+pub use train::{LmTrainOptions, LmTrainSummary, TextSource, lm_optimizer, resume, resume_options, train};
 
 use crate::Result;
 use crate::checkpoint::{check_dir, load_vocab, save_dir};
@@ -48,7 +48,7 @@ pub struct LmCheckpoint {
 impl LmCheckpoint {
     /// Writes `config.json`, `vocab.json` and `model.safetensors` into `dir`, creating it.
     pub fn save(dir: &Path, model: &CharLM<f32>, params: &ParamStore<f32>, vocab: &Vocab) -> Result<()> {
-        save_dir(dir, |path| model.cfg.save(path), params, vocab)
+        save_dir(dir, model.cfg.to_json(), params, vocab)
     }
 
     /// Reads an LM model directory; every error names the file and what did not fit.

@@ -22,7 +22,7 @@ pub(crate) use module::impl_module;
 pub use norm::LayerNorm;
 pub use positional::sinusoidal_table;
 
-use rand::rngs::StdRng;
+use rand_chacha::ChaCha12Rng;
 
 /// What a forward pass needs besides its inputs: whether it is training (dropout on) and the
 /// generator dropout draws from.
@@ -31,19 +31,19 @@ pub struct Ctx {
     /// True while training: dropout is applied. False for evaluation and decoding.
     pub training: bool,
     /// The source of dropout masks, seeded for reproducible runs.
-    pub rng: StdRng,
+    pub rng: ChaCha12Rng,
 }
 
 impl Ctx {
     /// A context for training, with a seeded generator.
     pub fn train(seed: u64) -> Self {
         use rand::SeedableRng;
-        Ctx { training: true, rng: StdRng::seed_from_u64(seed) }
+        Ctx { training: true, rng: ChaCha12Rng::seed_from_u64(seed) }
     }
 
     /// A context for evaluation: no dropout.
     pub fn eval() -> Self {
         use rand::SeedableRng;
-        Ctx { training: false, rng: StdRng::seed_from_u64(0) }
+        Ctx { training: false, rng: ChaCha12Rng::seed_from_u64(0) }
     }
 }

@@ -50,7 +50,8 @@ pub use clip::{GradClip, clip_grad_norm, grad_clip, grad_norm};
 pub use schedule::{Constant, Noam, Schedule, WarmupLinear};
 pub use sgd::{Sgd, SgdConfig};
 
-use autograd::{Element, Gradients, ParamStore};
+use autograd::{Element, Gradients, ParamStore, Tensor};
+use std::collections::BTreeMap;
 
 /// Updates parameters from their gradients: the interface every optimizer implements.
 ///
@@ -84,4 +85,61 @@ pub trait Optimizer<T: Element = f32> {
 
     /// Sets the learning rate for the following steps (what a [`Schedule`] drives).
     fn set_lr(&mut self, lr: f64);
+
+    /// What the optimizer has accumulated so far, by parameter name: what a checkpoint saves.
+    fn state(&self, params: &ParamStore<T>) -> OptimizerState<T>;
+
+    /// Replaces the accumulated state with `state` (as [`Optimizer::state`] gave it), so the
+    /// following steps are exactly those the saving optimizer would have taken. Every name must
+    /// be a parameter of `params` and every buffer the shape of its parameter; otherwise
+    /// nothing changes and the error names the tensor.
+    fn load_state(&mut self, params: &ParamStore<T>, state: &OptimizerState<T>) -> Result<(), String>;
+}
+
+/// What an optimizer carries from one step to the next, by parameter name: enough for a
+/// resumed run to take exactly the steps an uninterrupted one would.
+///
+/// The names follow the per-parameter entries of `torch.optim`'s `state_dict()`: a buffer is
+/// `{parameter}.{buffer}` with PyTorch's buffer names (Adam's `exp_avg` and `exp_avg_sq`,
+/// SGD's `momentum_buffer`), and `steps` holds Adam's per-parameter `step`.
+#[derive(Clone, Debug, Default)]
+pub struct OptimizerState<T: Element = f32> {
+    /// Updates each parameter has taken (empty for an optimizer that does not count them).
+    pub steps: BTreeMap<String, u64>,
+    /// The buffers, named `{parameter}.{buffer}`.
+    pub buffers: BTreeMap<String, Tensor<T>>,
+}
+
+impl<T: Element> OptimizerState<T> {
+    /// The buffer `{param}.{buffer}`, which must exist with `param`'s shape.
+    pub(crate) fn buffer(&self, param: &autograd::Param<T>, buffer: &str) -> Result<&Tensor<T>, String> {
+        let name = format!("{}.{buffer}", param.name());
+        let tensor = self.buffers.get(&name).ok_or_else(|| format!("optimizer state {name} is missing"))?;
+        if tensor.shape() != &param.shape() {
+            return Err(format!(
+                "optimizer state {name} has shape {}, but the parameter has shape {}",
+                tensor.shape(),
+                param.shape()
+            ));
+        }
+        Ok(tensor)
+    }
+
+    /// An error naming the first step count or buffer whose parameter is not in `params`.
+    pub(crate) fn check_names(&self, params: &ParamStore<T>, buffer_names: &[&str]) -> Result<(), String> {
+        for name in self.steps.keys() {
+            if params.get(name).is_none() {
+                return Err(format!("optimizer state for {name}, which is not a parameter of this model"));
+            }
+        }
+        for name in self.buffers.keys() {
+            let known = buffer_names.iter().any(|b| {
+                name.strip_suffix(b).and_then(|n| n.strip_suffix('.')).is_some_and(|p| params.get(p).is_some())
+            });
+            if !known {
+                return Err(format!("optimizer state {name} is not a buffer of a parameter of this model"));
+            }
+        }
+        Ok(())
+    }
 }

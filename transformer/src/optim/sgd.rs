@@ -1,9 +1,9 @@
 //! Stochastic gradient descent with optional momentum (heavy-ball or Nesterov) and L2 weight
 //! decay, as `torch.optim.SGD`.
 
-use super::Optimizer;
 use super::elementwise::{grad_of, update};
-use autograd::{Element, Gradients, ParamStore};
+use super::{Optimizer, OptimizerState};
+use autograd::{Element, Gradients, ParamStore, Tensor};
 use std::collections::HashMap;
 
 /// Hyperparameters of [`Sgd`].
@@ -151,6 +151,29 @@ impl<T: Element> Optimizer<T> for Sgd<T> {
 
     fn set_lr(&mut self, lr: f64) {
         self.config.lr = lr;
+    }
+
+    fn state(&self, params: &ParamStore<T>) -> OptimizerState<T> {
+        let mut out = OptimizerState::default();
+        for param in params.iter() {
+            if let Some(buffer) = self.buffers.get(&param.id()) {
+                let tensor = Tensor::from_vec(buffer.clone(), param.shape());
+                out.buffers.insert(format!("{}.momentum_buffer", param.name()), tensor);
+            }
+        }
+        out
+    }
+
+    fn load_state(&mut self, params: &ParamStore<T>, state: &OptimizerState<T>) -> Result<(), String> {
+        state.check_names(params, &["momentum_buffer"])?;
+        let mut buffers = HashMap::new();
+        for param in params.iter() {
+            if state.buffers.contains_key(&format!("{}.momentum_buffer", param.name())) {
+                buffers.insert(param.id(), state.buffer(param, "momentum_buffer")?.data().to_vec());
+            }
+        }
+        self.buffers = buffers;
+        Ok(())
     }
 }
 
