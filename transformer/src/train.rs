@@ -333,6 +333,9 @@ pub fn train(opts: &TrainOptions, data: &TrainData) -> Result<TrainSummary> {
 pub fn resume_options(out: &Path) -> Result<TrainOptions> {
     let dir = find_checkpoint(out)?;
     let state: State<TrainOptions, DataPosition> = read_state(&dir, FAMILY)?;
+    if state.progress.complete {
+        return Err(complete(out, state.progress.step));
+    }
     Ok(TrainOptions { out: out.to_path_buf(), ..state.run })
 }
 
@@ -386,12 +389,7 @@ fn run(opts: &TrainOptions, data: &TrainData, checkpoint: Option<&Path>) -> Resu
                 )));
             }
             if progress.complete {
-                return Err(Error::new(format!(
-                    "the run in {} is complete ({} of {} steps): nothing to resume",
-                    opts.out.display(),
-                    progress.step,
-                    opts.steps
-                )));
+                return Err(complete(&opts.out, progress.step));
             }
             load_vocab(dir, vocab.len()).and_then(|saved| {
                 if saved == vocab { Ok(()) } else { Err(damaged("vocab.json differs from the data's".into())) }
@@ -490,6 +488,11 @@ fn run(opts: &TrainOptions, data: &TrainData, checkpoint: Option<&Path>) -> Resu
 /// The generator saved under `role`.
 pub(crate) fn restore_rng(progress: &Progress, role: &str) -> std::result::Result<ChaCha12Rng, String> {
     progress.rngs.get(role).ok_or_else(|| format!("the {role} generator's state is missing"))?.restore()
+}
+
+/// The error of resuming a run that has finished.
+pub(crate) fn complete(out: &Path, steps: usize) -> Error {
+    Error::new(format!("the run in {} is complete ({steps} of {steps} steps): nothing to resume", out.display()))
 }
 
 /// The error of a run stopped on request, saying how to continue it.

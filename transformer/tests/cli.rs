@@ -1075,3 +1075,93 @@ fn bench_decode_prints_one_line_per_batch_and_cache() {
         assert!(l["tokens_per_s"].as_f64().is_some_and(|t| t.is_finite() && t > 0.0), "{stdout}");
     }
 }
+
+#[test]
+fn lm_train_takes_every_knob_train_takes_and_names_bad_ones() {
+    let tmp = TempDir::new("lm-knobs");
+    let text = tmp.write("code.txt", lm_text());
+    let config = tmp.write("lm.json", to_json(&tiny_lm_config()));
+    let base = ["lm", "train", "--text", arg(&text), "--config", arg(&config), "--steps", "4", "--batch-size", "2"];
+    for (flag, value, range) in [
+        ("--label-smoothing", "1", "[0, 1)"),
+        ("--beta2", "1", "[0, 1)"),
+        ("--dropout", "-0.5", "[0, 1)"),
+        ("--accumulate", "0", "at least 1"),
+        ("--schedule", "cosine", "linear, noam or constant"),
+        ("--clip-norm", "-1", "above 0"),
+        ("--lr", "0", "above 0"),
+    ] {
+        fails_cleanly(tmp.path(), &[&base[..], &[flag, value]].concat(), None, &[flag, range]);
+    }
+    let out = tmp.join("run");
+    let knobs = [
+        "--warmup",
+        "1",
+        "--schedule",
+        "noam",
+        "--label-smoothing",
+        "0.1",
+        "--clip-norm",
+        "0.5",
+        "--dropout",
+        "0",
+        "--weight-decay",
+        "0",
+        "--beta1",
+        "0.8",
+        "--beta2",
+        "0.95",
+        "--accumulate",
+        "2",
+        "--eval-every",
+        "2",
+        "--save-every",
+        "3",
+        "--out",
+        arg(&out),
+    ];
+    succeeds(tmp.path(), &[&base[..], &knobs].concat(), None);
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let evals = metrics.lines().filter(|l| l.contains("held_out_loss")).count();
+    assert_eq!(evals, 2, "--eval-every 2 over 4 steps: at step 2, and the final one\n{metrics}");
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("checkpoint/state.json")).unwrap()).unwrap();
+    assert_eq!(state["run"]["accumulate"], json!(2));
+    assert_eq!(state["run"]["schedule"], json!("noam"));
+    assert_eq!(state["progress"]["complete"], json!(true));
+}
+
+#[test]
+fn resume_takes_only_threads_and_names_what_is_missing() {
+    let tmp = TempDir::new("resume-flags");
+    for extra in [["--steps", "9"], ["--lr", "0.1"], ["--task", "copy"], ["--save-every", "2"]] {
+        fails_cleanly(
+            tmp.path(),
+            &[&["train", "--resume", "somewhere"][..], &extra].concat(),
+            None,
+            &["--resume", extra[0]],
+        );
+    }
+    fails_cleanly(
+        tmp.path(),
+        &["lm", "train", "--resume", "somewhere", "--text", "t.txt"],
+        None,
+        &["--resume", "--text"],
+    );
+    fails_cleanly(tmp.path(), &["train", "--resume", "nowhere"], None, &["nowhere", "not a directory"]);
+    std::fs::create_dir_all(tmp.join("empty")).unwrap();
+    fails_cleanly(tmp.path(), &["train", "--resume", "empty"], None, &["checkpoint", "no checkpoint to resume"]);
+    // A finished run has nothing left to do, and says so.
+    let (_, lm_run) = trained_lm();
+    fails_cleanly(tmp.path(), &["lm", "train", "--resume", arg(lm_run)], None, &["is complete", "150 of 150"]);
+    fails_cleanly(tmp.path(), &["train", "--resume", arg(lm_run)], None, &["state.json", "lm train --resume"]);
+    // A damaged state.json is named, not a panic.
+    let copy = tmp.join("damaged");
+    std::fs::create_dir_all(copy.join("checkpoint")).unwrap();
+    for file in ["config.json", "vocab.json", "model.safetensors", "optimizer.safetensors", "state.json"] {
+        std::fs::copy(lm_run.join("checkpoint").join(file), copy.join("checkpoint").join(file)).unwrap();
+    }
+    let state = std::fs::read_to_string(copy.join("checkpoint/state.json")).unwrap();
+    std::fs::write(copy.join("checkpoint/state.json"), state.replace("\"steps\": 150", "\"steps\": \"many\"")).unwrap();
+    fails_cleanly(tmp.path(), &["lm", "train", "--resume", arg(&copy)], None, &["state.json", "steps"]);
+}

@@ -13,7 +13,7 @@ use crate::session::{
     read_state, write_dir_atomically,
 };
 use crate::train::{
-    ScheduleKind, StepGradients, accumulate, metrics_line, new_progress_bar, plot_loss, restore_rng, stopped,
+    ScheduleKind, StepGradients, accumulate, complete, metrics_line, new_progress_bar, plot_loss, restore_rng, stopped,
 };
 use crate::{Error, Result};
 use autograd::{ParamStore, Tape};
@@ -204,6 +204,9 @@ pub fn train(opts: &LmTrainOptions, text: &str) -> Result<LmTrainSummary> {
 pub fn resume_options(out: &Path) -> Result<LmTrainOptions> {
     let dir = find_checkpoint(out)?;
     let state: State<LmTrainOptions, DataPosition> = read_state(&dir, FAMILY)?;
+    if state.progress.complete {
+        return Err(complete(out, state.progress.step));
+    }
     Ok(LmTrainOptions { out: out.to_path_buf(), ..state.run })
 }
 
@@ -254,12 +257,7 @@ fn run(opts: &LmTrainOptions, text: &str, checkpoint: Option<&Path>) -> Result<L
                 )));
             }
             if progress.complete {
-                return Err(Error::new(format!(
-                    "the run in {} is complete ({} of {} steps): nothing to resume",
-                    opts.out.display(),
-                    progress.step,
-                    opts.steps
-                )));
+                return Err(complete(&opts.out, progress.step));
             }
             load_vocab(dir, vocab.len()).and_then(|saved| {
                 if saved == vocab { Ok(()) } else { Err(damaged("vocab.json differs from the text's".into())) }
