@@ -81,7 +81,7 @@ pub use math::Math;
 pub use memory::{MemoryReport, MemoryUse};
 pub use op::{InputGrads, Op, Vjp};
 pub use ops::{CrossEntropyOptions, MASKED_SCORE};
-pub use param::{Param, ParamPath, ParamStore, StoreError, StoreErrorKind};
+pub use param::{Param, ParamPath, ParamStore, StoreError, StoreErrorKind, safetensors_header};
 pub use shape::Shape;
 pub use tape::{NoGradGuard, Tape, Var};
 pub use tensor::Tensor;

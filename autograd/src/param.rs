@@ -266,6 +266,20 @@ impl<T: Element> ParamStore<T> {
     }
 }
 
+/// The tensors in safetensors bytes, as (name, element type, shape) sorted by name, read from
+/// the header without copying any data: what a loader checks against a config before it builds
+/// a model. The element type is lowercase (`f32`, `f64`, `bf16`, ...).
+pub fn safetensors_header(bytes: &[u8]) -> Result<Vec<(String, String, Shape)>, StoreErrorKind> {
+    let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| StoreErrorKind::Format(e.to_string()))?;
+    let mut tensors: Vec<(String, String, Shape)> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, format!("{:?}", view.dtype()).to_lowercase(), Shape::from(view.shape())))
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(tensors)
+}
+
 /// A failure to save or load a [`ParamStore`], naming the file.
 #[derive(Debug)]
 pub struct StoreError {

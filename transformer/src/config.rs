@@ -118,6 +118,16 @@ impl ModelConfig {
         if self.positional == Positional::Sinusoidal && !self.d_model.is_multiple_of(2) {
             return fail("d_model", format!("{} must be even for sinusoidal positions", self.d_model));
         }
+        // The sinusoidal table is computed, not read: its size must be bounded here.
+        if self.positional == Positional::Sinusoidal && self.max_len.saturating_mul(self.d_model) > MAX_TABLE {
+            return fail(
+                "max_len",
+                format!(
+                    "max_len × d_model = {} × {} is more than the 2^28 entries a position table may have",
+                    self.max_len, self.d_model
+                ),
+            );
+        }
         Ok(())
     }
 
@@ -152,6 +162,9 @@ impl ModelConfig {
         serde_json::to_string_pretty(self).expect("a config always serializes") + "\n"
     }
 }
+
+/// The most entries (max_len × d_model) of the sinusoidal position table, 1 GiB of f32.
+pub const MAX_TABLE: usize = 1 << 28;
 
 /// The most positions a config may ask for: tables of `max_len` rows are built before any
 /// weight is read, so an absurd value must fail here rather than in an allocation.

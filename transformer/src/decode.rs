@@ -193,6 +193,11 @@ pub fn beam_search_with<T: Element>(
                 candidates.push((Hypothesis { tokens, log_prob: h.log_prob + lp }, Some(row)));
             }
         }
+        if candidates.is_empty() {
+            // No continuation has a finite probability (a model whose weights are not finite):
+            // the search ends with the best it had.
+            break;
+        }
         // Best first; among equal scores the earlier candidate (lower token id) wins, as argmax.
         candidates.sort_by(|a, b| b.0.score(alpha).total_cmp(&a.0.score(alpha)));
         candidates.truncate(width);

@@ -1,11 +1,14 @@
 //! Evaluation on a set of examples: what `transformer eval` prints.
 
 use crate::checkpoint::Checkpoint;
-use crate::data::{Batch, Example};
+use crate::data::{Batch, Example, Vocab, encode_source};
+use crate::decode::{beam_search, greedy};
 use crate::loss::{sequence_loss, token_hits};
 use crate::nn::Ctx;
 use crate::train::exact_match;
+use crate::{Error, Result};
 use autograd::Tape;
+use std::path::Path;
 
 /// Teacher-forced loss and accuracy, and greedy exact match, over a set of examples.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,5 +67,50 @@ pub fn evaluate(ckpt: &Checkpoint, examples: &[Example]) -> EvalReport {
         loss: loss_sum / tokens.max(1) as f64,
         token_accuracy: hits as f64 / tokens.max(1) as f64,
         exact_match: exact,
+    }
+}
+
+/// An error naming the first example of `path` whose source or target, with its `<eos>`, is
+/// longer than the model's `max_len`.
+pub fn check_lengths(examples: &[Example], max_len: usize, path: &Path) -> Result<()> {
+    for (i, e) in examples.iter().enumerate() {
+        let len = e.source.chars().count().max(e.target.chars().count()) + 1;
+        if len > max_len {
+            return Err(Error::line(
+                path,
+                i + 1,
+                format!("a sequence of {len} tokens is longer than the model's max_len of {max_len}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An error naming the first input that, with its `<eos>`, is longer than the model's
+/// `max_len`; `place(i)` names input `i` (from 0), as `stdin:3` or `input 2`. `translate`
+/// checks every input before it translates any.
+pub fn check_inputs(inputs: &[String], max_len: usize, place: impl Fn(usize) -> String) -> Result<()> {
+    for (i, line) in inputs.iter().enumerate() {
+        let len = line.chars().count() + 1;
+        if len > max_len {
+            return Err(Error::new(format!(
+                "{}: {len} tokens (the characters and <eos>) exceed the model's max_len of {max_len}",
+                place(i)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One translation, as `transformer translate` prints it: greedy, or beam search of width
+/// `beam` (length penalty 0.6), at most twice the input's length plus 10 tokens long. The
+/// input must fit the model ([`check_inputs`]).
+pub fn translate(ckpt: &Checkpoint, text: &str, beam: Option<usize>) -> String {
+    let vocab: &Vocab = &ckpt.vocab;
+    let source = encode_source(vocab, text);
+    let max_len = (text.chars().count() * 2 + 10).min(ckpt.model.cfg.max_len - 1);
+    match beam {
+        Some(k) => vocab.decode(&beam_search(&ckpt.model, &source, k, 0.6, max_len).tokens),
+        None => vocab.decode(&greedy(&ckpt.model, &[source], max_len)[0]),
     }
 }

@@ -96,6 +96,7 @@ pub mod nn;
 pub mod optim;
 pub mod session;
 pub mod train;
+mod weights;
 
 pub use config::{Activation, ModelConfig, Positional};
 pub use error::{Error, Result};

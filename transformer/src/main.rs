@@ -27,8 +27,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use transformer::checkpoint::Checkpoint;
-use transformer::data::{DataSource, TrainData, Vocab, encode_source, read_tsv};
-use transformer::decode::{beam_search, greedy};
+use transformer::data::{DataSource, TrainData, read_tsv};
 use transformer::lm::{LmCheckpoint, LmConfig, LmTrainOptions, LmTrainSummary, Sampling, TextSource};
 use transformer::train::{ScheduleKind, TrainOptions, TrainSummary, train};
 use transformer::{Error, ModelConfig, Result};
@@ -338,8 +337,11 @@ impl Knobs {
         if !(s.lr.is_finite() && s.lr > 0.0) {
             return Err(Error::flag("--lr", format!("must be a finite number above 0, found {}", s.lr)));
         }
-        if s.accumulate == 0 {
-            return Err(Error::flag("--accumulate", "must be at least 1, found 0"));
+        if !(1..=MAX_ACCUMULATE).contains(&s.accumulate) {
+            return Err(Error::flag(
+                "--accumulate",
+                format!("must be in 1..={MAX_ACCUMULATE}, found {}", s.accumulate),
+            ));
         }
         if !(s.weight_decay.is_finite() && s.weight_decay >= 0.0) {
             return Err(Error::flag(
@@ -430,9 +432,21 @@ fn one_line(e: &clap::Error) -> String {
 /// Runs `f` inside a rayon pool of `threads` workers (all cores by default). Running the work on
 /// a pool thread, rather than handing each parallel kernel over from the main thread, keeps
 /// small kernels from paying a thread wake-up each.
+/// The most micro-batches `--accumulate` may combine into one step.
+const MAX_ACCUMULATE: usize = 1024;
+
+/// The most worker threads `--threads` may ask for.
+const MAX_THREADS: usize = 1024;
+
+/// The most tokens (batch × length) one `bench` step or generation may hold: a bound on what a
+/// mistyped size can make the program allocate.
+const MAX_BENCH_TOKENS: usize = 1 << 22;
+
 fn in_pool<R: Send>(threads: Option<usize>, f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
-    if threads == Some(0) {
-        return Err(Error::flag("--threads", "must be at least 1, found 0"));
+    if let Some(n) = threads
+        && !(1..=MAX_THREADS).contains(&n)
+    {
+        return Err(Error::flag("--threads", format!("must be in 1..={MAX_THREADS}, found {n}")));
     }
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(n) = threads {
@@ -536,17 +550,7 @@ fn run(command: Command) -> Result<()> {
         Command::Eval { model, data } => {
             let ckpt = Checkpoint::load(&model)?;
             let examples = read_tsv(&data)?;
-            let max_len = ckpt.model.cfg.max_len;
-            for (i, e) in examples.iter().enumerate() {
-                let len = e.source.chars().count().max(e.target.chars().count()) + 1;
-                if len > max_len {
-                    return Err(Error::line(
-                        &data,
-                        i + 1,
-                        format!("a sequence of {len} tokens is longer than the model's max_len of {max_len}"),
-                    ));
-                }
-            }
+            transformer::eval::check_lengths(&examples, ckpt.model.cfg.max_len, &data)?;
             println!("{}", transformer::eval::evaluate(&ckpt, &examples).to_json());
             Ok(())
         }
@@ -555,6 +559,14 @@ fn run(command: Command) -> Result<()> {
                 return Err(Error::flag("--beam", "must be at least 1, found 0"));
             }
             let ckpt = Checkpoint::load(&model)?;
+            if let Some(k) = beam
+                && k > ckpt.vocab.len()
+            {
+                return Err(Error::flag(
+                    "--beam",
+                    format!("{k} is wider than the model's {} tokens (at most that many)", ckpt.vocab.len()),
+                ));
+            }
             let from_stdin = text.is_empty();
             let inputs: Vec<String> = if from_stdin {
                 std::io::stdin()
@@ -567,18 +579,10 @@ fn run(command: Command) -> Result<()> {
             };
             // Every input is checked before any is translated: an over-long one is an error, not
             // a silently cut source.
-            let max_len = ckpt.model.cfg.max_len;
-            for (i, line) in inputs.iter().enumerate() {
-                let len = line.chars().count() + 1;
-                if len > max_len {
-                    let place = if from_stdin { format!("stdin:{}", i + 1) } else { format!("input {}", i + 1) };
-                    return Err(Error::new(format!(
-                        "{place}: {len} tokens (the characters and <eos>) exceed the model's max_len of {max_len}"
-                    )));
-                }
-            }
+            let place = |i: usize| if from_stdin { format!("stdin:{}", i + 1) } else { format!("input {}", i + 1) };
+            transformer::eval::check_inputs(&inputs, ckpt.model.cfg.max_len, place)?;
             for line in inputs {
-                println!("{}", translate(&ckpt, &line, beam));
+                println!("{}", transformer::eval::translate(&ckpt, &line, beam));
             }
             Ok(())
         }
@@ -608,6 +612,15 @@ fn run(command: Command) -> Result<()> {
                             format!("{v} is longer than the config's max_len of {}", cfg.max_len),
                         ));
                     }
+                }
+                if batch_size.saturating_mul(src_len.max(tgt_len)) > MAX_BENCH_TOKENS {
+                    return Err(Error::flag(
+                        "--batch-size",
+                        format!(
+                            "{batch_size} sequences of up to {} tokens exceed the {MAX_BENCH_TOKENS} tokens a timed step may hold",
+                            src_len.max(tgt_len)
+                        ),
+                    ));
                 }
                 let r = transformer::bench::run(&cfg, batch_size, src_len, tgt_len, steps);
                 println!(
@@ -813,6 +826,15 @@ fn bench_decode(
     if runs == 0 {
         return Err(Error::flag("--steps", "must be at least 1, found 0"));
     }
+    if let Some(&b) = sizes.iter().find(|&&b| b.saturating_mul(cfg.max_len) > MAX_BENCH_TOKENS) {
+        return Err(Error::flag(
+            "--batch-size",
+            format!(
+                "{b} sequences of {} tokens exceed the {MAX_BENCH_TOKENS} tokens a timed generation may hold",
+                cfg.max_len
+            ),
+        ));
+    }
     for batch in sizes {
         for cache in [true, false] {
             let r = transformer::bench::decode(&cfg, batch, new_tokens, cache, runs);
@@ -855,14 +877,4 @@ fn load_train_config(path: &std::path::Path) -> Result<ModelConfig> {
         obj.entry("vocab_size").or_insert(serde_json::json!(1000));
     }
     ModelConfig::from_value(value).map_err(|e| Error::file(path, e))
-}
-
-fn translate(ckpt: &Checkpoint, text: &str, beam: Option<usize>) -> String {
-    let vocab: &Vocab = &ckpt.vocab;
-    let source = encode_source(vocab, text);
-    let max_len = (text.chars().count() * 2 + 10).min(ckpt.model.cfg.max_len - 1);
-    match beam {
-        Some(k) => vocab.decode(&beam_search(&ckpt.model, &source, k, 0.6, max_len).tokens),
-        None => vocab.decode(&greedy(&ckpt.model, &[source], max_len)[0]),
-    }
 }

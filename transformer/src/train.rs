@@ -370,6 +370,12 @@ fn run(opts: &TrainOptions, data: &TrainData, checkpoint: Option<&Path>) -> Resu
             cfg.max_len
         )));
     }
+    if opts.batch_size > data.train.len() {
+        return Err(Error::flag(
+            "--batch-size",
+            format!("{} is more than the {} training examples", opts.batch_size, data.train.len()),
+        ));
+    }
     let mut params = ParamStore::new();
     let model = Seq2Seq::new(&cfg, &mut params, &mut rand::rngs::StdRng::seed_from_u64(opts.seed));
     let mut batches = Batcher::new(&data.train, &vocab, opts.batch_size, opts.seed)?;

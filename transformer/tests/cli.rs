@@ -373,7 +373,7 @@ fn train_flags_out_of_range_are_named() {
         ("--warmup", "-3", "--warmup"),
         ("--schedule", "cosine", "linear, noam or constant"),
         ("--weight-decay", "-1", ">= 0"),
-        ("--accumulate", "0", "at least 1"),
+        ("--accumulate", "0", "1..=1024"),
     ] {
         fails_cleanly(tmp.path(), &["train", "--steps", "1", flag, value], None, &[flag, range]);
     }
@@ -1086,7 +1086,7 @@ fn lm_train_takes_every_knob_train_takes_and_names_bad_ones() {
         ("--label-smoothing", "1", "[0, 1)"),
         ("--beta2", "1", "[0, 1)"),
         ("--dropout", "-0.5", "[0, 1)"),
-        ("--accumulate", "0", "at least 1"),
+        ("--accumulate", "0", "1..=1024"),
         ("--schedule", "cosine", "linear, noam or constant"),
         ("--clip-norm", "-1", "above 0"),
         ("--lr", "0", "above 0"),

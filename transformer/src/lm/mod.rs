@@ -26,9 +26,9 @@ pub use model::CharLM;
 pub use text::{BUILTIN_CORPUS, Chunk, batch, frame};
 pub use train::{LmTrainOptions, LmTrainSummary, TextSource, lm_optimizer, resume, resume_options, train};
 
-use crate::Result;
-use crate::checkpoint::{check_dir, load_vocab, save_dir};
+use crate::checkpoint::{load_weights, parse_vocab, read_dir, save_dir};
 use crate::data::Vocab;
+use crate::{Error, Result};
 use autograd::ParamStore;
 use rand::SeedableRng;
 use std::path::Path;
@@ -53,12 +53,23 @@ impl LmCheckpoint {
 
     /// Reads an LM model directory; every error names the file and what did not fit.
     pub fn load(dir: &Path) -> Result<LmCheckpoint> {
-        check_dir(dir)?;
-        let cfg = LmConfig::load(&dir.join("config.json"))?;
-        let vocab = load_vocab(dir, cfg.vocab_size)?;
+        let [config, vocab, weights] = read_dir(dir)?;
+        LmCheckpoint::from_bytes(dir, &config, &vocab, &weights)
+    }
+
+    /// A language model from the bytes of its three files; `dir` only names them in errors.
+    /// The config is checked against the vocabulary and the weights' header before any tensor
+    /// is built.
+    pub fn from_bytes(dir: &Path, config: &[u8], vocab: &[u8], weights: &[u8]) -> Result<LmCheckpoint> {
+        let config_path = dir.join("config.json");
+        let text =
+            std::str::from_utf8(config).map_err(|e| Error::file(&config_path, format!("not UTF-8 text ({e})")))?;
+        let cfg = LmConfig::from_json(text).map_err(|e| Error::file(&config_path, e))?;
+        let vocab = parse_vocab(dir, vocab, cfg.vocab_size)?;
+        crate::weights::check(dir, weights, &crate::weights::char_lm(&cfg))?;
         let mut params = ParamStore::new();
         let model = CharLM::new(&cfg, &mut params, &mut rand::rngs::StdRng::seed_from_u64(0));
-        params.load(dir.join("model.safetensors"))?;
+        load_weights(dir, &params, weights)?;
         Ok(LmCheckpoint { model, params, vocab })
     }
 }

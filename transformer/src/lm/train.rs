@@ -235,6 +235,16 @@ fn run(opts: &LmTrainOptions, text: &str, checkpoint: Option<&Path>) -> Result<L
     cfg.validate().map_err(Error::new)?;
     let (train_text, held_out) = opts.split(text)?;
     let train_ids = vocab.encode(train_text);
+    let offsets = train_ids.len() - cfg.max_len + 1;
+    if opts.batch_size > offsets {
+        return Err(Error::flag(
+            "--batch-size",
+            format!(
+                "{} chunks is more than the {offsets} places a chunk can start in the training text",
+                opts.batch_size
+            ),
+        ));
+    }
     let fingerprint = fingerprint([text]);
     let mut params = ParamStore::<f32>::new();
     let mut rng = ChaCha12Rng::seed_from_u64(opts.seed);
