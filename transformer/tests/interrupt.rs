@@ -20,7 +20,8 @@ const TINY: &str = r#"{"d_model": 16, "n_heads": 2, "n_encoder_layers": 1, "n_de
   "dropout": 0.1, "activation": "relu", "norm_first": false, "layer_norm_eps": 1e-5,
   "positional": "sinusoidal", "max_len": 32, "scale_embeddings": true, "tie_output": false}"#;
 
-const STEPS: usize = 400;
+/// Long enough for many kills per run even where a flush to disk costs nothing.
+const STEPS: usize = 1500;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("transformer-interrupt-{}-{name}", std::process::id()));
@@ -100,7 +101,7 @@ fn sigkill_at_random_moments_never_loses_the_checkpoint() {
         60 + state % 240
     };
     let (mut kills, mut mid_save, mut checkpointed, mut finished) = (0, 0, false, false);
-    for round in 0..60 {
+    for round in 0..40 {
         let mut child = if checkpointed { resume(&out) } else { train(&dir, &out, &["--save-every", "1"]) };
         let mut child = child.spawn().unwrap();
         let deadline = Instant::now() + Duration::from_millis(delay_ms());
