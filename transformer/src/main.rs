@@ -254,7 +254,8 @@ struct Knobs {
 }
 
 /// The flags `--resume` refuses: a resumed run keeps the settings it was started with.
-const RESUME_CONFLICTS: [&str; 18] = [
+const RESUME_CONFLICTS: [&str; 19] = [
+    "eval_every",
     "task",
     "data",
     "config",
@@ -275,7 +276,8 @@ const RESUME_CONFLICTS: [&str; 18] = [
     "save_every",
 ];
 /// As [`RESUME_CONFLICTS`], for `lm train`.
-const LM_RESUME_CONFLICTS: [&str; 17] = [
+const LM_RESUME_CONFLICTS: [&str; 18] = [
+    "eval_every",
     "text",
     "config",
     "steps",

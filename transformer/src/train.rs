@@ -407,6 +407,8 @@ fn run(opts: &TrainOptions, data: &TrainData, checkpoint: Option<&Path>) -> Resu
             (Session::resume(&opts.out, &progress, opts.interrupt.clone())?, progress.step)
         }
     };
+    // The settings as saved: the model's vocab_size is the data's.
+    let run = TrainOptions { model: cfg.clone(), ..opts.clone() };
     let save_checkpoint =
         |session: &Session, step: usize, complete: bool, optimizer: &dyn Optimizer, ctx: &Ctx, batches: &Batcher| {
             let optimizer = optimizer.state(&params);
@@ -416,7 +418,7 @@ fn run(opts: &TrainOptions, data: &TrainData, checkpoint: Option<&Path>) -> Resu
             let files = checkpoint_files(
                 (cfg.to_json(), &vocab, &params),
                 &optimizer,
-                &State::new(FAMILY, opts, progress, &position),
+                &State::new(FAMILY, &run, progress, &position),
             );
             write_dir_atomically(&opts.out.join(CHECKPOINT_DIR), &files)
         };

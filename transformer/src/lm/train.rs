@@ -279,6 +279,8 @@ fn run(opts: &LmTrainOptions, text: &str, checkpoint: Option<&Path>) -> Result<L
             (Session::resume(&opts.out, &progress, opts.interrupt.clone())?, progress.step)
         }
     };
+    // The settings as saved: the model's vocab_size is the data's.
+    let run = LmTrainOptions { model: cfg.clone(), ..opts.clone() };
     let save_checkpoint =
         |session: &Session, step: usize, complete: bool, optimizer: &AdamW, ctx: &Ctx, rng: &ChaCha12Rng| {
             let optimizer = optimizer.state(&params);
@@ -288,7 +290,7 @@ fn run(opts: &LmTrainOptions, text: &str, checkpoint: Option<&Path>) -> Result<L
             let files = checkpoint_files(
                 (cfg.to_json(), &vocab, &params),
                 &optimizer,
-                &State::new(FAMILY, opts, progress, &position),
+                &State::new(FAMILY, &run, progress, &position),
             );
             write_dir_atomically(&opts.out.join(CHECKPOINT_DIR), &files)
         };
