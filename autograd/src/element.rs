@@ -267,21 +267,33 @@ unsafe fn f32_fast_gemm(
     out: &mut [std::mem::MaybeUninit<f32>],
     parallel: bool,
 ) -> bool {
-    use crate::kernels::{packed_gemm, small_gemm};
-    if packed_gemm::available() {
-        // SAFETY: `available` checked AVX-512F; the rest is the caller's contract.
-        unsafe { packed_gemm::sgemm(m, k, n, a, (rsa, csa), b, (rsb, csb), out, parallel) };
-        return true;
-    }
-    let small = m * n * k <= small_gemm::MAX_FLOPS && m.max(n).max(k) <= small_gemm::MAX_DIM;
-    if small && small_gemm::available() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `available` checked AVX2 and FMA; the rest is the caller's contract.
-        unsafe {
-            small_gemm::sgemm(m, k, n, a, (rsa, csa), b, (rsb, csb), out);
+    use crate::kernels::{GemmKernel, gemm_kernel, packed_gemm, small_gemm};
+    match gemm_kernel() {
+        GemmKernel::Avx512 => {
+            // SAFETY: the kernel was chosen because this CPU runs it; the rest is the caller's
+            // contract.
+            unsafe { packed_gemm::sgemm::<packed_gemm::Avx512>(m, k, n, a, (rsa, csa), b, (rsb, csb), out, parallel) };
+            true
         }
-        return true;
+        GemmKernel::Avx2 => {
+            // Small products whose B rows lie contiguous skip packing altogether; a B read
+            // transposed would be copied on every call, which packing does better.
+            let small = m * n * k <= small_gemm::MAX_FLOPS && m.max(n).max(k) <= small_gemm::MAX_DIM && csb == 1;
+            if small {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above: this CPU has AVX2 and FMA.
+                unsafe {
+                    small_gemm::sgemm(m, k, n, a, (rsa, csa), b, (rsb, csb), out);
+                }
+            } else {
+                // SAFETY: as above.
+                unsafe {
+                    packed_gemm::sgemm::<packed_gemm::Avx2>(m, k, n, a, (rsa, csa), b, (rsb, csb), out, parallel)
+                };
+            }
+            true
+        }
+        GemmKernel::Portable => false,
     }
-    false
 }
 impl_element!(f64, "f64", F64, matrixmultiply::dgemm, libm::erf, 8);

@@ -15,6 +15,80 @@ use crate::Element;
 use rayon::prelude::*;
 use std::cell::Cell;
 use std::mem::{ManuallyDrop, MaybeUninit};
+use std::sync::OnceLock;
+
+/// The f32 matrix-product kernel a process uses, chosen once: the fastest this CPU runs, or
+/// the one named by the environment variable `AUTOGRAD_GEMM` (`avx512`, `avx2` or
+/// `portable`), so that every kernel a machine supports can be timed and tested on it. A name
+/// this CPU cannot run, or an unknown one, is reported on standard error once and the fastest
+/// kernel is used instead.
+///
+/// ```
+/// let kernel = autograd::gemm_kernel();
+/// println!("f32 products run on the {} kernel", kernel.name());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmKernel {
+    /// The packed GEMM with a 12×32 register tile of AVX-512 vectors.
+    Avx512,
+    /// The packed GEMM with a 6×16 register tile of AVX2 vectors and fused multiply-adds, and
+    /// a kernel without packing for small products.
+    Avx2,
+    /// `matrixmultiply`, on any CPU.
+    Portable,
+}
+
+impl GemmKernel {
+    /// `avx512`, `avx2` or `portable`: the name `AUTOGRAD_GEMM` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmKernel::Avx512 => "avx512",
+            GemmKernel::Avx2 => "avx2",
+            GemmKernel::Portable => "portable",
+        }
+    }
+
+    /// True if this CPU can run the kernel.
+    pub fn available(self) -> bool {
+        use packed_gemm::Kernel;
+        match self {
+            GemmKernel::Avx512 => packed_gemm::Avx512::available(),
+            GemmKernel::Avx2 => packed_gemm::Avx2::available(),
+            GemmKernel::Portable => true,
+        }
+    }
+
+    /// The fastest kernel this CPU runs.
+    pub fn best() -> GemmKernel {
+        [GemmKernel::Avx512, GemmKernel::Avx2].into_iter().find(|k| k.available()).unwrap_or(GemmKernel::Portable)
+    }
+
+    /// The kernel `AUTOGRAD_GEMM` asks for, if it names one this CPU runs; otherwise why not.
+    fn from_env(value: &str) -> Result<GemmKernel, String> {
+        let kernel = [GemmKernel::Avx512, GemmKernel::Avx2, GemmKernel::Portable]
+            .into_iter()
+            .find(|k| k.name() == value)
+            .ok_or_else(|| format!("AUTOGRAD_GEMM={value:?} is not avx512, avx2 or portable"))?;
+        if kernel.available() {
+            Ok(kernel)
+        } else {
+            Err(format!("AUTOGRAD_GEMM={value}: this CPU cannot run that kernel"))
+        }
+    }
+}
+
+/// The f32 matrix-product kernel of this process (see [`GemmKernel`]).
+pub fn gemm_kernel() -> GemmKernel {
+    static KERNEL: OnceLock<GemmKernel> = OnceLock::new();
+    *KERNEL.get_or_init(|| match std::env::var("AUTOGRAD_GEMM") {
+        Err(_) => GemmKernel::best(),
+        Ok(value) => GemmKernel::from_env(value.trim()).unwrap_or_else(|why| {
+            let best = GemmKernel::best();
+            eprintln!("autograd: {why}; using {}", best.name());
+            best
+        }),
+    })
+}
 
 /// Elements per parallel task. Fixed, so chunk boundaries never depend on the thread count.
 pub(crate) const CHUNK: usize = 1 << 13;

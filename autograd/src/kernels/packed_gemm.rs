@@ -1,7 +1,9 @@
-//! An f32 GEMM for CPUs with AVX-512, built the way high-performance BLAS libraries are: a
-//! register-tile kernel keeps an `MR`×`NR` block of the output in 24 vector registers while it
-//! runs down the shared dimension, and the operands are arranged so that what it reads comes
-//! from the nearest cache.
+//! An f32 GEMM for x86-64 CPUs with AVX-512 or with AVX2 and FMA, built the way
+//! high-performance BLAS libraries are: a register-tile kernel keeps an `MR`×`NR` block of the
+//! output in vector registers while it runs down the shared dimension, and the operands are
+//! arranged so that what it reads comes from the nearest cache. The loops and the packing are
+//! shared; each instruction set brings its register tile ([`Kernel`]): 12×32 in 24 of
+//! AVX-512's 32 registers, 6×16 in 12 of AVX2's 16.
 //!
 //! For one block of the output (one per thread), the loops are, outermost first:
 //!
@@ -29,34 +31,57 @@ use std::ops::Range;
 use std::ptr::NonNull;
 use std::thread::LocalKey;
 
-/// Rows of the register tile.
-const MR: usize = 12;
-/// Columns of the register tile: two vectors of 16 floats.
-const NR: usize = 32;
+/// One instruction set's half of the GEMM: its register tile and the packing and kernel
+/// functions compiled for it.
+pub(crate) trait Kernel: Copy + Send + Sync + 'static {
+    /// Rows of the register tile; divides `MC`.
+    const MR: usize;
+    /// Columns of the register tile; divides `NC`.
+    const NR: usize;
+    /// True if this CPU can run the kernel.
+    fn available() -> bool;
+    /// Packs rows `i0..i0+rows` (at most `MR`), columns `p0..p0+kc` of A into one `MR`-tall
+    /// panel of `MR`·`kc` floats, column by column, rows past `rows` zero.
+    ///
+    /// # Safety
+    /// Those rows and columns must be inside A; the CPU must run the kernel.
+    unsafe fn pack_a(a: Strided, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]);
+    /// Packs rows `p0..p0+kc`, columns `j0..j1` of B into `NR`-wide column panels of
+    /// `kc`·`NR` floats each, row by row, columns past `j1` zero.
+    ///
+    /// # Safety
+    /// Those rows and columns must be inside B; the CPU must run the kernel.
+    unsafe fn pack_b(b: Strided, p0: usize, kc: usize, j0: usize, j1: usize, dst: &mut [f32]);
+    /// Runs one tile.
+    ///
+    /// # Safety
+    /// The CPU must run the kernel; `a` addresses `MR` rows of `kc` columns (only `rows` of
+    /// them if it is read in place), `b` a packed panel of `kc` rows; `c` addresses a
+    /// `rows`×`cols` block at row stride `ldc`, initialised if `accumulate`.
+    unsafe fn tile(job: TileJob);
+}
+
+/// The AVX-512 kernel: a 12×32 tile, two 16-float vectors per row.
+#[derive(Clone, Copy)]
+pub(crate) struct Avx512;
+
+/// The AVX2 + FMA kernel: a 6×16 tile, two 8-float vectors per row.
+#[derive(Clone, Copy)]
+pub(crate) struct Avx2;
+
 /// Slice of the shared dimension: a row panel of A (12 KiB) stays in the L1 cache while the
 /// column panels of B (32 KiB each) stream past it.
 const KC: usize = 256;
-/// Columns of B packed per slab, a multiple of `NR`: `KC`·`NC` floats, 512 KiB, stay in L2
+/// Columns of B packed per slab, a multiple of every `NR`: `KC`·`NC` floats, 512 KiB, stay in L2
 /// (a slab of 1 MiB measured 10–15% slower on products of 1024 and 2048).
 const NC: usize = 512;
-/// Rows of A packed at a time, a multiple of `MR`: `MC`·`KC` floats, 144 KiB, beside B in L2.
+/// Rows of A packed at a time, a multiple of every `MR`: `MC`·`KC` floats, 144 KiB, beside B
+/// in L2.
 const MC: usize = 144;
-
-/// True if this CPU can run the kernel.
-pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
 
 /// A matrix read through (row, column) strides.
 #[derive(Clone, Copy)]
-struct Strided {
+pub(crate) struct Strided {
     ptr: *const f32,
     rs: usize,
     cs: usize,
@@ -156,11 +181,11 @@ impl Drop for PackBuffer {
 /// rayon's pool.
 ///
 /// # Safety
-/// The CPU must support AVX-512F ([`available`]); m, k and n must be positive; the strides
+/// The CPU must run `K` ([`Kernel::available`]); m, k and n must be positive; the strides
 /// must address elements inside the slices for every (i < m, p < k) and (p < k, j < n); `out`
 /// must hold m·n elements.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn sgemm(
+pub(crate) unsafe fn sgemm<K: Kernel>(
     m: usize,
     k: usize,
     n: usize,
@@ -180,18 +205,18 @@ pub(crate) unsafe fn sgemm(
         b: Strided { ptr: b.as_ptr(), rs: rsb, cs: csb },
         c: Out(out.as_mut_ptr().cast::<f32>()),
     };
-    let (row_panels, col_panels) = (m.div_ceil(MR), n.div_ceil(NR));
+    let (row_panels, col_panels) = (m.div_ceil(K::MR), n.div_ceil(K::NR));
     let threads = if parallel { rayon::current_num_threads() } else { 1 };
     let (row_parts, col_parts) = partition(row_panels, col_panels, threads);
     if row_parts * col_parts == 1 {
-        product.block(0..row_panels, 0..col_panels);
+        product.block::<K>(0..row_panels, 0..col_panels);
         return;
     }
     super::count(|r| &mut r.split_products);
     let blocks: Vec<_> = split(row_panels, row_parts)
         .flat_map(|rows| split(col_panels, col_parts).map(move |cols| (rows.clone(), cols)))
         .collect();
-    blocks.into_par_iter().for_each(|(rows, cols)| product.block(rows, cols));
+    blocks.into_par_iter().for_each(|(rows, cols)| product.block::<K>(rows, cols));
 }
 
 /// How many parts to cut the row and the column panels into, for `threads` blocks of nearly
@@ -224,12 +249,19 @@ struct Product {
 impl Product {
     /// Computes the block of C made of row panels `rows` and column panels `cols`, with this
     /// thread's packing buffers.
-    fn block(self, rows: Range<usize>, cols: Range<usize>) {
-        with_buffer(&A_BUFFER, |a_buf| with_buffer(&B_BUFFER, |b_buf| self.block_with(rows, cols, a_buf, b_buf)))
+    fn block<K: Kernel>(self, rows: Range<usize>, cols: Range<usize>) {
+        with_buffer(&A_BUFFER, |a_buf| with_buffer(&B_BUFFER, |b_buf| self.block_with::<K>(rows, cols, a_buf, b_buf)))
     }
 
-    fn block_with(self, rows: Range<usize>, cols: Range<usize>, a_buf: &mut PackBuffer, b_buf: &mut PackBuffer) {
+    fn block_with<K: Kernel>(
+        self,
+        rows: Range<usize>,
+        cols: Range<usize>,
+        a_buf: &mut PackBuffer,
+        b_buf: &mut PackBuffer,
+    ) {
         let Product { m, k, n, a, b, c } = self;
+        let (mr, nr) = (K::MR, K::NR);
         // Rows of A that are contiguous are read in place: the kernel only broadcasts single
         // elements of A, so packing them buys nothing but the copy, and the copy is dearest
         // when each element of A serves few columns (n < 512). Rows 8 KiB apart or a multiple
@@ -239,39 +271,39 @@ impl Product {
         let in_place = a.cs == 1 && (n < 512 || !a.rs.is_multiple_of(2048));
         for p0 in (0..k).step_by(KC) {
             let kc = KC.min(k - p0);
-            for slab in cols.clone().step_by(NC / NR) {
-                let slab = slab..cols.end.min(slab + NC / NR);
+            for slab in cols.clone().step_by(NC / nr) {
+                let slab = slab..cols.end.min(slab + NC / nr);
                 // One slab of B's column panels, packed as it is needed: it stays in L2 while
                 // the row panels of A, each in L1 in its turn, run against all of it.
-                let b_panels = b_buf.get(slab.len() * kc * NR);
+                let b_panels = b_buf.get(slab.len() * kc * nr);
                 // SAFETY: rows p0..p0+kc and the slab's columns (clipped to n) are inside B; the
-                // CPU has AVX-512F.
-                unsafe { pack_b(b, p0, kc, slab.start * NR, n.min(slab.end * NR), b_panels) };
-                for chunk in rows.clone().step_by(MC / MR) {
-                    let chunk = chunk..rows.end.min(chunk + MC / MR);
+                // CPU runs K.
+                unsafe { K::pack_b(b, p0, kc, slab.start * nr, n.min(slab.end * nr), b_panels) };
+                for chunk in rows.clone().step_by(MC / mr) {
+                    let chunk = chunk..rows.end.min(chunk + MC / mr);
                     // A is packed (when it is) MC rows at a time, so that it shares L2 with
                     // the slab of B rather than pushing it out.
                     let a_panels: &[f32] = if in_place {
                         &[]
                     } else {
-                        let a_panels = a_buf.get(chunk.len() * MR * kc);
-                        for (dst, ir) in a_panels.chunks_mut(MR * kc).zip(chunk.clone()) {
-                            let i = ir * MR;
+                        let a_panels = a_buf.get(chunk.len() * mr * kc);
+                        for (dst, ir) in a_panels.chunks_mut(mr * kc).zip(chunk.clone()) {
+                            let i = ir * mr;
                             // SAFETY: rows i..i+MR (clipped to m) and columns p0..p0+kc are
-                            // inside A; the CPU has AVX-512F.
-                            unsafe { pack_a(a, i, MR.min(m - i), p0, kc, dst) }
+                            // inside A; the CPU runs K.
+                            unsafe { K::pack_a(a, i, mr.min(m - i), p0, kc, dst) }
                         }
                         a_panels
                     };
                     for (index, ir) in chunk.enumerate() {
-                        let i = ir * MR;
+                        let i = ir * mr;
                         let a_tile = if in_place {
                             ATile::InPlace { ptr: a.at(i, p0), row_stride: a.rs }
                         } else {
-                            ATile::Packed(a_panels[index * MR * kc..].as_ptr())
+                            ATile::Packed(a_panels[index * mr * kc..].as_ptr())
                         };
-                        for (b_tile, jr) in b_panels.chunks(kc * NR).zip(slab.clone()) {
-                            let j = jr * NR;
+                        for (b_tile, jr) in b_panels.chunks(kc * nr).zip(slab.clone()) {
+                            let j = jr * nr;
                             let job = TileJob {
                                 kc,
                                 a: a_tile,
@@ -279,13 +311,12 @@ impl Product {
                                 c: c.at(i * n + j),
                                 ldc: n,
                                 accumulate: p0 > 0,
-                                rows: MR.min(m - i),
-                                cols: NR.min(n - j),
+                                rows: mr.min(m - i),
+                                cols: nr.min(n - j),
                             };
                             // SAFETY: the tile at (i, j) is inside C and only this block writes
-                            // it; A and the B panel hold kc columns and rows; the CPU has
-                            // AVX-512F.
-                            unsafe { kernel(job) };
+                            // it; A and the B panel hold kc columns and rows; the CPU runs K.
+                            unsafe { K::tile(job) };
                         }
                     }
                 }
@@ -296,20 +327,20 @@ impl Product {
 
 /// Where the kernel reads its `MR` rows of A.
 #[derive(Clone, Copy)]
-enum ATile {
+pub(crate) enum ATile {
     /// A packed panel: column p is the `MR` floats from `MR`·p.
     Packed(*const f32),
     /// The rows of A where they lie: element (r, p) is at `row_stride`·r + p.
     InPlace { ptr: *const f32, row_stride: usize },
 }
 
-/// Packs rows `i0..i0+rows` (at most `MR`), columns `p0..p0+kc` of A into one `MR`-tall panel
-/// of `MR`·`kc` floats, stored column by column (`MR` floats per column, rows past `rows` zero).
+/// Packs an `MR`-tall panel of A ([`Kernel::pack_a`]); inlined into each kernel's packing
+/// function, so the copies are compiled for its instruction set.
 ///
 /// # Safety
-/// Those rows and columns must be inside A; the CPU must have AVX-512F.
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-unsafe fn pack_a(a: Strided, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+/// As for [`Kernel::pack_a`].
+#[inline(always)]
+unsafe fn pack_a_body<const MR: usize>(a: Strided, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]) {
     debug_assert_eq!(dst.len(), MR * kc);
     // SAFETY: i0 + r < i0 + rows and p0 + p < p0 + kc, inside A by the caller's contract.
     let at = |r: usize, p: usize| unsafe { *a.ptr.add((i0 + r) * a.rs + (p0 + p) * a.cs) };
@@ -353,13 +384,22 @@ fn copy_padded<const N: usize>(dst: &mut [f32], src: &[f32]) {
     }
 }
 
-/// Packs rows `p0..p0+kc`, columns `j0..j1` of B into `NR`-wide column panels of `kc`·`NR`
-/// floats each, stored row by row (`NR` floats per row, columns past `j1` zero).
+/// Packs `NR`-wide column panels of B ([`Kernel::pack_b`]), with `transpose` for the `TB`×`TB`
+/// blocks of a B read transposed; inlined into each kernel's packing function.
 ///
 /// # Safety
-/// Those rows and columns must be inside B; the CPU must have AVX-512F.
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-unsafe fn pack_b(b: Strided, p0: usize, kc: usize, j0: usize, j1: usize, dst: &mut [f32]) {
+/// As for [`Kernel::pack_b`]; `transpose(src, src_stride, dst, dst_stride)` must write the
+/// transpose of the `TB`×`TB` block at `src` to `dst`.
+#[inline(always)]
+unsafe fn pack_b_body<const NR: usize, const TB: usize>(
+    b: Strided,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    j1: usize,
+    dst: &mut [f32],
+    transpose: impl Fn(*const f32, usize, *mut f32, usize),
+) {
     debug_assert_eq!(dst.len(), (j1 - j0).div_ceil(NR) * kc * NR);
     // SAFETY: p0 + p < p0 + kc and j0 + c < j1, inside B by the caller's contract.
     let at = |p: usize, c: usize| unsafe { *b.ptr.add((p0 + p) * b.rs + (j0 + c) * b.cs) };
@@ -378,19 +418,19 @@ unsafe fn pack_b(b: Strided, p0: usize, kc: usize, j0: usize, j1: usize, dst: &m
             }
         }
     } else {
-        // B read transposed: its columns are contiguous. Full 16×16 blocks are transposed in
+        // B read transposed: its columns are contiguous. Full TB×TB blocks are transposed in
         // registers; the edges of a panel are copied one element at a time.
         for (jr, panel) in dst.chunks_exact_mut(kc * NR).enumerate() {
             let cols = NR.min(j1 - j0 - jr * NR);
-            let full_p = if b.rs == 1 { kc - kc % 16 } else { 0 };
-            let full_c = cols - cols % 16;
-            for p in (0..full_p).step_by(16) {
-                for c in (0..full_c).step_by(16) {
-                    // SAFETY: columns j0 + jr·NR + c.. +16 and rows p0 + p.. +16 are inside B, at
+            let full_p = if b.rs == 1 { kc - kc % TB } else { 0 };
+            let full_c = cols - cols % TB;
+            for p in (0..full_p).step_by(TB) {
+                for c in (0..full_c).step_by(TB) {
+                    // SAFETY: columns j0 + jr·NR + c.. +TB and rows p0 + p.. +TB are inside B, at
                     // column stride b.cs; the destination block lies inside the panel.
                     unsafe {
                         let src = b.ptr.add((j0 + jr * NR + c) * b.cs + p0 + p);
-                        transpose16(src, b.cs, panel.as_mut_ptr().add(p * NR + c), NR);
+                        transpose(src, b.cs, panel.as_mut_ptr().add(p * NR + c), NR);
                     }
                 }
             }
@@ -444,16 +484,42 @@ unsafe fn transpose16(src: *const f32, src_stride: usize, dst: *mut f32, dst_str
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn transpose16(_: *const f32, _: usize, _: *mut f32, _: usize) {
-    unreachable!("the packed GEMM is only called where `available` is true")
+/// Writes the transpose of the 8×8 block at `src` (row stride `src_stride` floats) to `dst`
+/// (row stride `dst_stride`): three rounds of shuffles, the last one moving 128-bit halves.
+///
+/// # Safety
+/// The CPU must have AVX; both blocks must be in bounds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose8(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+    use std::arch::x86_64::*;
+    // SAFETY (whole body): 8 rows of 8 floats are read at `src` and written at `dst`.
+    unsafe {
+        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * src_stride)));
+        // t[2i], t[2i+1]: rows 2i and 2i+1 interleaved, low and high pairs of each half.
+        let t: [__m256; 8] = std::array::from_fn(|i| {
+            let (x, y) = (r[i & !1], r[i | 1]);
+            if i % 2 == 0 { _mm256_unpacklo_ps(x, y) } else { _mm256_unpackhi_ps(x, y) }
+        });
+        // u[4g+j] holds, in each half H, element 4H+j of rows 4g..4g+3.
+        let u: [__m256; 8] = std::array::from_fn(|i| {
+            let (g, j) = (i / 4, i % 4);
+            let (x, y) = (_mm256_castps_pd(t[4 * g + j / 2]), _mm256_castps_pd(t[4 * g + 2 + j / 2]));
+            _mm256_castpd_ps(if j % 2 == 0 { _mm256_unpacklo_pd(x, y) } else { _mm256_unpackhi_pd(x, y) })
+        });
+        for j in 0..4 {
+            // Output row j takes the low halves of rows 0..4 and 4..8, row 4+j the high ones.
+            _mm256_storeu_ps(dst.add(j * dst_stride), _mm256_permute2f128_ps::<0x20>(u[j], u[4 + j]));
+            _mm256_storeu_ps(dst.add((4 + j) * dst_stride), _mm256_permute2f128_ps::<0x31>(u[j], u[4 + j]));
+        }
+    }
 }
 
 /// One call of the kernel: `c = a·b` (or `c += a·b` with `accumulate`) over `kc` columns of
 /// `a` and packed rows of `b`, storing only the top-left `rows`×`cols` of the `MR`×`NR` tile
 /// into `c` (row stride `ldc`).
 #[derive(Clone, Copy)]
-struct TileJob {
+pub(crate) struct TileJob {
     kc: usize,
     a: ATile,
     b: *const f32,
@@ -464,35 +530,132 @@ struct TileJob {
     cols: usize,
 }
 
-/// Runs one tile, with the one-vector variant for tiles at most 16 columns wide.
-///
-/// # Safety
-/// The CPU must have AVX-512F; `a` addresses `MR` rows of `kc` columns (only `rows` of them if
-/// it is read in place), `b` a packed panel of `kc` rows; `c` addresses a `rows`×`cols` block at
-/// row stride `ldc`, initialised if `accumulate`.
 #[cfg(target_arch = "x86_64")]
-unsafe fn kernel(job: TileJob) {
-    // SAFETY: forwarded; each variant is monomorphized for one layout of A so that its
-    // addressing folds to constants.
-    unsafe {
-        match (job.cols > 16, job.a) {
-            (true, ATile::Packed(a)) => tile::<2, false>(job, a, 1),
-            (true, ATile::InPlace { ptr, row_stride }) => tile::<2, true>(job, ptr, row_stride),
-            (false, ATile::Packed(a)) => tile::<1, false>(job, a, 1),
-            (false, ATile::InPlace { ptr, row_stride }) => tile::<1, true>(job, ptr, row_stride),
+impl Kernel for Avx512 {
+    const MR: usize = 12;
+    const NR: usize = 32;
+
+    fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+
+    unsafe fn pack_a(a: Strided, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn pack(a: Strided, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+            // SAFETY: forwarded.
+            unsafe { pack_a_body::<{ Avx512::MR }>(a, i0, rows, p0, kc, dst) }
+        }
+        // SAFETY: forwarded; the caller checked the CPU.
+        unsafe { pack(a, i0, rows, p0, kc, dst) }
+    }
+
+    unsafe fn pack_b(b: Strided, p0: usize, kc: usize, j0: usize, j1: usize, dst: &mut [f32]) {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn pack(b: Strided, p0: usize, kc: usize, j0: usize, j1: usize, dst: &mut [f32]) {
+            // SAFETY: forwarded; `transpose16` runs on this CPU and stays inside the blocks.
+            unsafe {
+                pack_b_body::<{ Avx512::NR }, 16>(b, p0, kc, j0, j1, dst, |s, ss, d, ds| transpose16(s, ss, d, ds))
+            }
+        }
+        // SAFETY: forwarded; the caller checked the CPU.
+        unsafe { pack(b, p0, kc, j0, j1, dst) }
+    }
+
+    unsafe fn tile(job: TileJob) {
+        // SAFETY: forwarded; each variant is monomorphized for one layout of A so that its
+        // addressing folds to constants, with the one-vector variant for tiles at most 16
+        // columns wide.
+        unsafe {
+            match (job.cols > 16, job.a) {
+                (true, ATile::Packed(a)) => tile512::<2, false>(job, a, 1),
+                (true, ATile::InPlace { ptr, row_stride }) => tile512::<2, true>(job, ptr, row_stride),
+                (false, ATile::Packed(a)) => tile512::<1, false>(job, a, 1),
+                (false, ATile::InPlace { ptr, row_stride }) => tile512::<1, true>(job, ptr, row_stride),
+            }
         }
     }
 }
 
-/// The kernel for `NV` vectors of 16 columns. A is a packed panel at `a`, or with `IN_PLACE`
-/// its rows where they lie, `row_stride` apart; the layout is a constant of each variant, so
-/// that a packed panel's addressing folds to fixed offsets.
+#[cfg(target_arch = "x86_64")]
+impl Kernel for Avx2 {
+    const MR: usize = 6;
+    const NR: usize = 16;
+
+    fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+
+    unsafe fn pack_a(a: Strided, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn pack(a: Strided, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+            // SAFETY: forwarded.
+            unsafe { pack_a_body::<{ Avx2::MR }>(a, i0, rows, p0, kc, dst) }
+        }
+        // SAFETY: forwarded; the caller checked the CPU.
+        unsafe { pack(a, i0, rows, p0, kc, dst) }
+    }
+
+    unsafe fn pack_b(b: Strided, p0: usize, kc: usize, j0: usize, j1: usize, dst: &mut [f32]) {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn pack(b: Strided, p0: usize, kc: usize, j0: usize, j1: usize, dst: &mut [f32]) {
+            // SAFETY: forwarded; `transpose8` runs on this CPU and stays inside the blocks.
+            unsafe { pack_b_body::<{ Avx2::NR }, 8>(b, p0, kc, j0, j1, dst, |s, ss, d, ds| transpose8(s, ss, d, ds)) }
+        }
+        // SAFETY: forwarded; the caller checked the CPU.
+        unsafe { pack(b, p0, kc, j0, j1, dst) }
+    }
+
+    unsafe fn tile(job: TileJob) {
+        // SAFETY: forwarded, as for AVX-512, with the one-vector variant up to 8 columns.
+        unsafe {
+            match (job.cols > 8, job.a) {
+                (true, ATile::Packed(a)) => tile256::<2, false>(job, a, 1),
+                (true, ATile::InPlace { ptr, row_stride }) => tile256::<2, true>(job, ptr, row_stride),
+                (false, ATile::Packed(a)) => tile256::<1, false>(job, a, 1),
+                (false, ATile::InPlace { ptr, row_stride }) => tile256::<1, true>(job, ptr, row_stride),
+            }
+        }
+    }
+}
+
+/// Off x86-64 neither kernel exists: `available` is false, so nothing else is ever called.
+#[cfg(not(target_arch = "x86_64"))]
+macro_rules! unavailable_kernel {
+    ($kernel:ty, $mr:literal, $nr:literal) => {
+        impl Kernel for $kernel {
+            const MR: usize = $mr;
+            const NR: usize = $nr;
+            fn available() -> bool {
+                false
+            }
+            unsafe fn pack_a(_: Strided, _: usize, _: usize, _: usize, _: usize, _: &mut [f32]) {
+                unreachable!("the packed GEMM is only called where `available` is true")
+            }
+            unsafe fn pack_b(_: Strided, _: usize, _: usize, _: usize, _: usize, _: &mut [f32]) {
+                unreachable!("the packed GEMM is only called where `available` is true")
+            }
+            unsafe fn tile(_: TileJob) {
+                unreachable!("the packed GEMM is only called where `available` is true")
+            }
+        }
+    };
+}
+#[cfg(not(target_arch = "x86_64"))]
+unavailable_kernel!(Avx512, 12, 32);
+#[cfg(not(target_arch = "x86_64"))]
+unavailable_kernel!(Avx2, 6, 16);
+
+/// The AVX-512 kernel for `NV` vectors of 16 columns. A is a packed panel at `a`, or with
+/// `IN_PLACE` its rows where they lie, `row_stride` apart; the layout is a constant of each
+/// variant, so that a packed panel's addressing folds to fixed offsets.
 ///
 /// # Safety
-/// As for [`kernel`].
+/// As for [`Kernel::tile`], with AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn tile<const NV: usize, const IN_PLACE: bool>(job: TileJob, a: *const f32, row_stride: usize) {
+unsafe fn tile512<const NV: usize, const IN_PLACE: bool>(job: TileJob, a: *const f32, row_stride: usize) {
+    const MR: usize = Avx512::MR;
+    const NR: usize = Avx512::NR;
     let TileJob { kc, b, c, ldc, accumulate, rows, cols, .. } = job;
     use std::arch::x86_64::*;
     // Element (r, p) of A is at a + rs·r + cs·p.
@@ -544,9 +707,63 @@ unsafe fn tile<const NV: usize, const IN_PLACE: bool>(job: TileJob, a: *const f3
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn kernel(_: TileJob) {
-    unreachable!("the packed GEMM is only called where `available` is true")
+/// The AVX2 kernel for `NV` vectors of 8 columns: the AVX-512 one with 8-float vectors and a
+/// 6-row tile, its 12 accumulators, two vectors of B and one broadcast of A within AVX2's 16
+/// registers. Partial columns are loaded and stored through lane masks.
+///
+/// # Safety
+/// As for [`Kernel::tile`], with AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile256<const NV: usize, const IN_PLACE: bool>(job: TileJob, a: *const f32, row_stride: usize) {
+    const MR: usize = Avx2::MR;
+    const NR: usize = Avx2::NR;
+    let TileJob { kc, b, c, ldc, accumulate, rows, cols, .. } = job;
+    use std::arch::x86_64::*;
+    let (rs, cs) = if IN_PLACE { (row_stride, 1) } else { (1, MR) };
+    let mut row_offset = [0usize; MR];
+    for (r, offset) in row_offset.iter_mut().enumerate() {
+        *offset = if r < rows || !IN_PLACE { r * rs } else { 0 };
+    }
+    let mut acc = [[_mm256_setzero_ps(); NV]; MR];
+    // SAFETY (whole body): reads stay inside the kc columns of A's rows and the kc·NR packed
+    // panel; writes stay inside the rows×cols block of `c`, the masks covering only its first
+    // `cols` columns.
+    unsafe {
+        for r in 0..rows {
+            _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(r * ldc).cast());
+        }
+        for p in 0..kc {
+            let mut bv = [_mm256_setzero_ps(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm256_load_ps(b.add(p * NR + 8 * v));
+            }
+            let column = a.add(p * cs);
+            for r in 0..MR {
+                let x = _mm256_set1_ps(*column.add(row_offset[r]));
+                for v in 0..NV {
+                    acc[r][v] = _mm256_fmadd_ps(x, bv[v], acc[r][v]);
+                }
+            }
+        }
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let mask = |from: usize| _mm256_cmpgt_epi32(_mm256_set1_epi32(cols.saturating_sub(from).min(8) as i32), lanes);
+        for (r, acc) in acc.iter().enumerate().take(rows) {
+            let row = c.add(r * ldc);
+            for (v, &sum) in acc.iter().enumerate() {
+                let dst = row.wrapping_add(8 * v);
+                if cols >= 8 * (v + 1) {
+                    let sum = if accumulate { _mm256_add_ps(sum, _mm256_loadu_ps(dst)) } else { sum };
+                    _mm256_storeu_ps(dst, sum);
+                } else {
+                    // Masked-off lanes are never touched, so the address may point past the block.
+                    let live = mask(8 * v);
+                    let sum = if accumulate { _mm256_add_ps(sum, _mm256_maskload_ps(dst, live)) } else { sum };
+                    _mm256_maskstore_ps(dst, live, sum);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -574,10 +791,10 @@ mod tests {
             Case { m, k, n, a, b, sa, sb }
         }
 
-        fn run(&self, parallel: bool) -> Vec<f32> {
+        fn run<K: Kernel>(&self, parallel: bool) -> Vec<f32> {
             let mut out = vec![MaybeUninit::new(f32::NAN); self.m * self.n];
             // SAFETY: checked by the callers' `available()`; the strides address m×k and k×n.
-            unsafe { sgemm(self.m, self.k, self.n, &self.a, self.sa, &self.b, self.sb, &mut out, parallel) };
+            unsafe { sgemm::<K>(self.m, self.k, self.n, &self.a, self.sa, &self.b, self.sb, &mut out, parallel) };
             // SAFETY: sgemm writes every element.
             out.into_iter().map(|v| unsafe { v.assume_init() }).collect()
         }
@@ -594,26 +811,45 @@ mod tests {
         }
     }
 
+    /// Runs a case on one kernel, on one thread or split over the pool.
+    type RunKernel = dyn Fn(&Case, bool) -> Vec<f32> + Sync;
+
+    /// Runs `check` for each kernel this CPU has, and says which it could not run: a test of
+    /// a kernel the CPU lacks must not pass silently.
+    fn for_each_kernel(check: impl Fn(&str, &RunKernel)) {
+        let kernels: [(&str, bool, &RunKernel); 2] = [
+            ("AVX-512", Avx512::available(), &|c: &Case, p| c.run::<Avx512>(p)),
+            ("AVX2+FMA", Avx2::available(), &|c: &Case, p| c.run::<Avx2>(p)),
+        ];
+        for (name, available, run) in kernels {
+            if available {
+                check(name, run);
+            } else {
+                println!("NOT RUN: the {name} GEMM kernel, which this CPU cannot run");
+            }
+        }
+    }
+
     #[test]
     fn matches_a_reference_across_tile_slice_and_slab_edges() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX-512F");
-            return;
-        }
+        for_each_kernel(|kernel, run| matches_a_reference(kernel, run));
+    }
+
+    fn matches_a_reference(kernel: &str, run: &RunKernel) {
         // Partial tiles in both directions, one-vector tails, several KC slices, several NC
         // slabs, and a row stride of 8 KiB (A packed rather than read in place).
         let sizes = [(1, 1, 1), (13, 7, 33), (12, 256, 32), (25, 300, 17), (37, 513, 1100), (14, 2048, 520)];
         for (m, k, n) in sizes {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let case = Case::new(m, k, n, ta, tb);
-                let out = case.run(false);
+                let out = run(&case, false);
                 for i in 0..m {
                     for j in 0..n {
                         let (want, magnitude) = case.reference(i, j);
                         let got = out[i * n + j] as f64;
                         assert!(
                             (got - want).abs() <= 1e-6 * magnitude.max(1.0),
-                            "{m}x{k}x{n} ta={ta} tb={tb} at ({i}, {j}): {got} vs {want}"
+                            "{kernel}: {m}x{k}x{n} ta={ta} tb={tb} at ({i}, {j}): {got} vs {want}"
                         );
                     }
                 }
@@ -623,40 +859,56 @@ mod tests {
 
     #[test]
     fn parallel_blocks_give_bit_identical_results() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX-512F");
-            return;
-        }
+        for_each_kernel(|kernel, run| parallel_blocks_agree(kernel, run));
+    }
+
+    fn parallel_blocks_agree(kernel: &str, run: &RunKernel) {
         for (m, k, n) in [(100, 300, 700), (13, 600, 90), (250, 64, 40)] {
             for (ta, tb) in [(false, false), (true, true)] {
                 let case = Case::new(m, k, n, ta, tb);
-                let serial = case.run(false);
+                let serial = run(&case, false);
                 for threads in [2, 3] {
                     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
-                    let parallel = pool.install(|| case.run(true));
+                    let parallel = pool.install(|| run(&case, true));
                     let same = serial.iter().zip(&parallel).all(|(x, y)| x.to_bits() == y.to_bits());
-                    assert!(same, "{m}x{k}x{n} ta={ta} tb={tb} on {threads} threads");
+                    assert!(same, "{kernel}: {m}x{k}x{n} ta={ta} tb={tb} on {threads} threads");
                 }
             }
         }
     }
 
-    #[test]
-    fn transpose16_transposes() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX-512F");
-            return;
-        }
-        let src: Vec<f32> = (0..16 * 20).map(|i| i as f32).collect();
-        let mut dst = vec![-1.0f32; 16 * 18];
-        // SAFETY: a 16×16 block at stride 20 and one at stride 18 are in bounds.
-        unsafe { transpose16(src.as_ptr(), 20, dst.as_mut_ptr(), 18) };
-        for i in 0..16 {
+    /// `transpose(src, 20, dst, 18)` of a `size`×`size` block.
+    fn check_transpose(size: usize, transpose: impl Fn(*const f32, usize, *mut f32, usize)) {
+        let src: Vec<f32> = (0..size * 20).map(|i| i as f32).collect();
+        let mut dst = vec![-1.0f32; size * 18];
+        transpose(src.as_ptr(), 20, dst.as_mut_ptr(), 18);
+        for i in 0..size {
             for j in 0..18 {
-                let want = if j < 16 { src[j * 20 + i] } else { -1.0 };
-                assert_eq!(dst[i * 18 + j], want, "({i}, {j})");
+                let want = if j < size { src[j * 20 + i] } else { -1.0 };
+                assert_eq!(dst[i * 18 + j], want, "{size}×{size} at ({i}, {j})");
             }
         }
+    }
+
+    #[test]
+    fn the_register_transposes_transpose() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if Avx512::available() {
+                // SAFETY: a 16×16 block at stride 20 and one at stride 18 are in bounds.
+                check_transpose(16, |s, ss, d, ds| unsafe { transpose16(s, ss, d, ds) });
+            } else {
+                println!("NOT RUN: the AVX-512 transpose, which this CPU cannot run");
+            }
+            if Avx2::available() {
+                // SAFETY: an 8×8 block at stride 20 and one at stride 18 are in bounds.
+                check_transpose(8, |s, ss, d, ds| unsafe { transpose8(s, ss, d, ds) });
+            } else {
+                println!("NOT RUN: the AVX2 transpose, which this CPU cannot run");
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        println!("NOT RUN: the register transposes exist on x86-64 only");
     }
 
     #[test]

@@ -12,23 +12,11 @@ pub(crate) const MAX_FLOPS: usize = 1 << 17;
 /// Largest m, k or n handled here.
 pub(crate) const MAX_DIM: usize = 128;
 
-/// True if this CPU can run the kernel.
-pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// C (m×n, row-major) = op(A) · op(B), operands given by slices and (row, column) strides of
 /// the logical matrices.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA ([`available`]); the strides must address elements inside
+/// The CPU must support AVX2 and FMA (`GemmKernel::Avx2.available()`); the strides must address elements inside
 /// the slices for every (i < m, p < k) and (p < k, j < n).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
@@ -96,5 +84,44 @@ pub(crate) unsafe fn sgemm(
             }
         }
         i0 += rows;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::kernels::GemmKernel;
+    use std::mem::MaybeUninit;
+
+    /// Every shape class: rows not a multiple of the 4-row tile, columns not a multiple of 16
+    /// (B copied) and exactly 16 (B read in place), each operand read transposed or not. The
+    /// values are small integers, so every partial sum is exact and the result must be too.
+    #[test]
+    fn matches_exact_products() {
+        if !GemmKernel::Avx2.available() {
+            println!("NOT RUN: the small AVX2 GEMM kernel, which this CPU cannot run");
+            return;
+        }
+        for (m, k, n) in [(1, 1, 1), (3, 5, 16), (4, 7, 17), (9, 33, 32), (13, 64, 5), (128, 128, 8)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+                let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 13) as f32 - 6.0).collect();
+                let sa = if ta { (1, m) } else { (k, 1) };
+                let sb = if tb { (1, k) } else { (n, 1) };
+                let mut out = vec![MaybeUninit::new(f32::NAN); m * n];
+                // SAFETY: the CPU has AVX2 and FMA (checked above); the strides address m×k and k×n.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    super::sgemm(m, k, n, &a, sa, &b, sb, &mut out)
+                };
+                for i in 0..m {
+                    for j in 0..n {
+                        let want: f32 = (0..k).map(|p| a[i * sa.0 + p * sa.1] * b[p * sb.0 + j * sb.1]).sum();
+                        // SAFETY: sgemm writes every element.
+                        let got = unsafe { out[i * n + j].assume_init() };
+                        assert_eq!(got, want, "{m}x{k}x{n} ta={ta} tb={tb} at ({i}, {j})");
+                    }
+                }
+            }
+        }
     }
 }

@@ -79,8 +79,8 @@ fn main() -> ExitCode {
 /// Times every selected shape on the current rayon pool and prints the table.
 fn print_table(args: &Args) {
     let threads = rayon::current_num_threads();
-    let kernel = if avx512() { "packed AVX-512 kernel" } else { "matrixmultiply" };
-    println!("# gemm_table: autograd f32 matmul ({kernel}), rayon threads: {threads}");
+    let kernel = autograd::gemm_kernel().name();
+    println!("# gemm_table: autograd f32 matmul (kernel {kernel}, AUTOGRAD_GEMM chooses), rayon threads: {threads}");
     println!(
         "# method: {} ms warm-up, then median of {} repetitions of >= {} ms each",
         WARMUP.as_millis(),
@@ -102,17 +102,5 @@ fn print_table(args: &Args) {
             time.as_secs_f64() * 1e3,
             gflops(shape.flops(), time)
         );
-    }
-}
-
-/// Whether this CPU has AVX-512F, which the engine's f32 GEMM uses when it can.
-fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
