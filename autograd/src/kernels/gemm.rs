@@ -1,8 +1,9 @@
 //! Matrix products, with transposes folded into strides.
 //!
 //! Each product goes first to the element type's own kernel for this CPU, if it has one
-//! ([`Element::fast_gemm`]: for f32, the packed AVX-512 GEMM of `packed_gemm`, or the small
-//! AVX2 kernel of `small_gemm`), and otherwise to `matrixmultiply`.
+//! ([`Element::fast_gemm`]: for f32, the kernel [`super::gemm_kernel`] chose — the packed GEMM
+//! of `packed_gemm` with its AVX-512 or AVX2 register tile, and on AVX2 the unpacked kernel of
+//! `small_gemm` for small products), and otherwise to `matrixmultiply`.
 //!
 //! A batch of products is spread over rayon, one product per task. A single large product is
 //! cut into blocks of the output, one per thread; every output element is still computed by

@@ -220,12 +220,14 @@ pub(crate) unsafe fn sgemm<K: Kernel>(
 }
 
 /// How many parts to cut the row and the column panels into, for `threads` blocks of nearly
-/// equal work: the factorization of `threads` whose largest block is smallest.
+/// equal work: the factorization of `threads` whose largest block is smallest, cutting rows
+/// rather than columns when both are as even. A row cut gives each thread its own rows of A
+/// and all of B; a column cut makes every thread stream all of A, once per column panel.
 fn partition(row_panels: usize, col_panels: usize, threads: usize) -> (usize, usize) {
     (1..=threads)
         .filter(|&rows| threads.is_multiple_of(rows))
         .map(|rows| (rows.min(row_panels), (threads / rows).min(col_panels)))
-        .min_by_key(|&(rows, cols)| row_panels.div_ceil(rows) * col_panels.div_ceil(cols))
+        .min_by_key(|&(rows, cols)| (row_panels.div_ceil(rows) * col_panels.div_ceil(cols), cols))
         .unwrap_or((1, 1))
 }
 
