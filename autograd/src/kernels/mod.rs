@@ -90,6 +90,15 @@ pub fn gemm_kernel() -> GemmKernel {
     })
 }
 
+/// Says, past the test harness's capture of printed output, that a test could not run a
+/// kernel on this CPU: a test of a kernel the CPU lacks must not pass in silence.
+#[cfg(test)]
+pub(crate) fn not_run(what: &str) {
+    use std::io::Write;
+    // Written to the stream itself, not through `eprintln!`, which the harness captures.
+    let _ = writeln!(std::io::stderr(), "NOT RUN: {what}");
+}
+
 /// Elements per parallel task. Fixed, so chunk boundaries never depend on the thread count.
 pub(crate) const CHUNK: usize = 1 << 13;
 

@@ -827,7 +827,7 @@ mod tests {
             if available {
                 check(name, run);
             } else {
-                println!("NOT RUN: the {name} GEMM kernel, which this CPU cannot run");
+                crate::kernels::not_run(&format!("the {name} GEMM kernel, which this CPU cannot run"));
             }
         }
     }
@@ -900,17 +900,17 @@ mod tests {
                 // SAFETY: a 16×16 block at stride 20 and one at stride 18 are in bounds.
                 check_transpose(16, |s, ss, d, ds| unsafe { transpose16(s, ss, d, ds) });
             } else {
-                println!("NOT RUN: the AVX-512 transpose, which this CPU cannot run");
+                crate::kernels::not_run("the AVX-512 transpose, which this CPU cannot run");
             }
             if Avx2::available() {
                 // SAFETY: an 8×8 block at stride 20 and one at stride 18 are in bounds.
                 check_transpose(8, |s, ss, d, ds| unsafe { transpose8(s, ss, d, ds) });
             } else {
-                println!("NOT RUN: the AVX2 transpose, which this CPU cannot run");
+                crate::kernels::not_run("the AVX2 transpose, which this CPU cannot run");
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        println!("NOT RUN: the register transposes exist on x86-64 only");
+        crate::kernels::not_run("the register transposes, which exist on x86-64 only");
     }
 
     #[test]

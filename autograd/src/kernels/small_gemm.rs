@@ -99,7 +99,7 @@ mod tests {
     #[test]
     fn matches_exact_products() {
         if !GemmKernel::Avx2.available() {
-            println!("NOT RUN: the small AVX2 GEMM kernel, which this CPU cannot run");
+            crate::kernels::not_run("the small AVX2 GEMM kernel, which this CPU cannot run");
             return;
         }
         for (m, k, n) in [(1, 1, 1), (3, 5, 16), (4, 7, 17), (9, 33, 32), (13, 64, 5), (128, 128, 8)] {
