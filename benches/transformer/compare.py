@@ -44,6 +44,8 @@ fixture.sinusoidal = functools.lru_cache(maxsize=None)(fixture.sinusoidal)
 PAD = fixture.PAD
 WARMUP = 3
 DEFAULT_CONFIGS = [os.path.join("benches", "transformer", f"d{d}.json") for d in (64, 128, 256)]
+# The reference configs and their batch shapes (batch, src-len, tgt-len): tiny, small and base.
+REFERENCE = [("tiny", 64, 16, 16), ("small", 32, 32, 32), ("base", 32, 64, 64)]
 
 
 def rust_bench(binary, config, batch, src_len, tgt_len, steps, threads):
@@ -54,7 +56,15 @@ def rust_bench(binary, config, batch, src_len, tgt_len, steps, threads):
     return r["ms_per_step"], r["params"]
 
 
-def torch_bench(cfg, batch, src_len, tgt_len, steps):
+def make_adam(params, kind):
+    """torch.optim.Adam with the paper's settings, as `kind`: fused (one kernel over every
+    parameter), foreach (one op per kind of update over every parameter) or single (the loop
+    over parameters)."""
+    extra = {"fused": {"fused": True}, "foreach": {"foreach": True}, "single": {"foreach": False}}[kind]
+    return torch.optim.Adam(params, lr=1e-4, betas=(0.9, 0.98), eps=1e-9, **extra)
+
+
+def torch_bench(cfg, batch, src_len, tgt_len, steps, adam="fused"):
     torch.manual_seed(0)
     model = fixture.Seq2Seq(cfg)
     model.train()
@@ -64,7 +74,7 @@ def torch_bench(cfg, batch, src_len, tgt_len, steps):
     src = torch.randint(4, vocab, (batch, src_len))
     tgt_in = torch.randint(4, vocab, (batch, tgt_len))
     tgt_out = torch.randint(4, vocab, (batch, tgt_len))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
+    optimizer = make_adam(model.parameters(), adam)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
@@ -98,7 +108,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=1,
                     help="run each side this many times (alternating) and report the median of the runs")
+    ap.add_argument("--adam", choices=["fused", "foreach", "single"], default="fused",
+                    help="PyTorch's Adam implementation (default fused, its fastest on CPU)")
+    ap.add_argument("--reference", action="store_true",
+                    help="the reference configs tiny, small and base, each at its own batch shape "
+                         "(64x16, 32x32, 32x64); overrides --configs and the shape flags")
     args = ap.parse_args()
+    if args.reference:
+        return reference(args)
 
     torch.set_num_threads(args.threads)
     shape = (args.batch_size, args.src_len, args.tgt_len)
@@ -116,7 +133,7 @@ def main():
         for _ in range(args.runs):
             ms, rust_params = rust_bench(args.binary, path, *shape, args.steps, args.threads)
             rust_runs.append(ms)
-            ms, torch_params = torch_bench(cfg, *shape, args.steps)
+            ms, torch_params = torch_bench(cfg, *shape, args.steps, args.adam)
             torch_runs.append(ms)
             assert rust_params == torch_params, f"{name}: Rust has {rust_params} parameters, PyTorch {torch_params}"
             print(f"# {name}: rust {rust_runs[-1]:.1f} ms, torch {torch_runs[-1]:.1f} ms", file=sys.stderr,
@@ -131,6 +148,32 @@ def main():
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, rp, tp, rm, tm, ratio, rt, tt in rows:
         print(f"| {name} | {rp:,} | {tp:,} | {rm:.1f} | {tm:.1f} | {ratio:.2f} | {rt:,.0f} | {tt:,.0f} |")
+
+
+def reference(args):
+    """The reference configs, alternating sides, with medians and ranges."""
+    torch.set_num_threads(args.threads)
+    print(f"# torch {torch.__version__} (Adam {args.adam}), torch threads {torch.get_num_threads()}, rust --threads "
+          f"{args.threads}; median of {args.steps} steps after {WARMUP} warm-up per run; {args.runs} alternating "
+          f"run(s) per side", flush=True)
+    print("| config | batch x len | Rust ms/step, median (range) | PyTorch ms/step, median (range) | Rust / PyTorch, "
+          "median (range of run pairs) |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for name, batch, src_len, tgt_len in REFERENCE:
+        path = os.path.join("benches", "transformer", f"{name}.json")
+        with open(path) as f:
+            cfg = json.load(f)
+        rust_runs, torch_runs = [], []
+        for _ in range(args.runs):
+            rust_runs.append(rust_bench(args.binary, path, batch, src_len, tgt_len, args.steps, args.threads)[0])
+            torch_runs.append(torch_bench(cfg, batch, src_len, tgt_len, args.steps, args.adam)[0])
+            print(f"# {name}: rust {rust_runs[-1]:.1f} ms, torch {torch_runs[-1]:.1f} ms", file=sys.stderr,
+                  flush=True)
+        ratios = [r / t for r, t in zip(rust_runs, torch_runs)]
+        med = statistics.median
+        print(f"| {name} | {batch}x{tgt_len} | {med(rust_runs):.2f} ({min(rust_runs):.2f}-{max(rust_runs):.2f}) | "
+              f"{med(torch_runs):.2f} ({min(torch_runs):.2f}-{max(torch_runs):.2f}) | {med(ratios):.2f} "
+              f"({min(ratios):.2f}-{max(ratios):.2f}) |", flush=True)
 
 
 if __name__ == "__main__":
