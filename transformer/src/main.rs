@@ -297,6 +297,29 @@ const LM_RESUME_CONFLICTS: [&str; 18] = [
     "save_every",
 ];
 
+/// A `$ty` struct literal with the knob fields [`Settings`], `TrainOptions` and `LmTrainOptions`
+/// share copied from `$from`, the other fields as given: the knobs are named once, here.
+macro_rules! with_knobs {
+    ($from:expr => $ty:ident { $($field:ident: $value:expr),* $(; ..$base:expr)? }) => {{
+        let from = $from;
+        $ty {
+            $($field: $value,)*
+            lr: from.lr,
+            warmup: from.warmup,
+            schedule: from.schedule,
+            accumulate: from.accumulate,
+            weight_decay: from.weight_decay,
+            label_smoothing: from.label_smoothing,
+            clip_norm: from.clip_norm,
+            beta1: from.beta1,
+            beta2: from.beta2,
+            save_every: from.save_every,
+            eval_every: from.eval_every,
+            $(..$base)?
+        }
+    }};
+}
+
 /// [`Knobs`] checked, with a family's defaults filled in.
 struct Settings {
     lr: f64,
@@ -470,21 +493,7 @@ fn run(command: Command) -> Result<()> {
                     return print_train_summary(&opts, &data, &summary);
                 }
                 check_training_flags(steps, batch_size)?;
-                let d = TrainOptions::default();
-                let k = knobs.settings(Settings {
-                    lr: d.lr,
-                    warmup: d.warmup,
-                    schedule: d.schedule,
-                    accumulate: d.accumulate,
-                    weight_decay: d.weight_decay,
-                    label_smoothing: d.label_smoothing,
-                    clip_norm: d.clip_norm,
-                    dropout: None,
-                    beta1: d.beta1,
-                    beta2: d.beta2,
-                    save_every: d.save_every,
-                    eval_every: d.eval_every,
-                })?;
+                let k = knobs.settings(with_knobs!(TrainOptions::default() => Settings { dropout: None }))?;
                 let mut model = match &config {
                     Some(path) => load_train_config(path)?,
                     None => ModelConfig::default(),
@@ -518,27 +527,10 @@ fn run(command: Command) -> Result<()> {
                 }
                 std::fs::create_dir_all(&out)
                     .map_err(|e| Error::file(&out, format!("cannot create the output directory: {e}")))?;
-                let opts = TrainOptions {
-                    model,
-                    data: source,
-                    steps,
-                    batch_size,
-                    seed,
-                    lr: k.lr,
-                    warmup: k.warmup,
-                    schedule: k.schedule,
-                    accumulate: k.accumulate,
-                    weight_decay: k.weight_decay,
-                    label_smoothing: k.label_smoothing,
-                    clip_norm: k.clip_norm,
-                    beta1: k.beta1,
-                    beta2: k.beta2,
-                    save_every: k.save_every,
-                    eval_every: k.eval_every,
-                    out,
-                    interrupt,
-                    ..TrainOptions::default()
-                };
+                let opts = with_knobs!(k => TrainOptions {
+                    model: model, data: source, steps: steps, batch_size: batch_size, seed: seed, out: out,
+                    interrupt: interrupt; ..TrainOptions::default()
+                });
                 eprintln!(
                     "training on {} ({} examples, {} held out) for {steps} steps of {batch_size}",
                     loaded.name,
@@ -684,21 +676,7 @@ fn run_lm(command: LmCommand) -> Result<()> {
                     return print_lm_summary(&opts, &summary);
                 }
                 check_training_flags(steps, batch_size)?;
-                let d = LmTrainOptions::default();
-                let k = knobs.settings(Settings {
-                    lr: d.lr,
-                    warmup: d.warmup,
-                    schedule: d.schedule,
-                    accumulate: d.accumulate,
-                    weight_decay: d.weight_decay,
-                    label_smoothing: d.label_smoothing,
-                    clip_norm: d.clip_norm,
-                    dropout: None,
-                    beta1: d.beta1,
-                    beta2: d.beta2,
-                    save_every: d.save_every,
-                    eval_every: d.eval_every,
-                })?;
+                let k = knobs.settings(with_knobs!(LmTrainOptions::default() => Settings { dropout: None }))?;
                 let mut model = match &config {
                     Some(path) => load_lm_train_config(path)?,
                     None => LmConfig::default(),
@@ -711,27 +689,10 @@ fn run_lm(command: LmCommand) -> Result<()> {
                     None => TextSource::Builtin,
                 };
                 let corpus = source.load()?;
-                let opts = LmTrainOptions {
-                    model,
-                    text: source,
-                    steps,
-                    batch_size,
-                    seed,
-                    lr: k.lr,
-                    warmup: k.warmup,
-                    schedule: k.schedule,
-                    accumulate: k.accumulate,
-                    weight_decay: k.weight_decay,
-                    label_smoothing: k.label_smoothing,
-                    clip_norm: k.clip_norm,
-                    beta1: k.beta1,
-                    beta2: k.beta2,
-                    save_every: k.save_every,
-                    eval_every: k.eval_every,
-                    out: out.clone(),
-                    interrupt,
-                    ..LmTrainOptions::default()
-                };
+                let opts = with_knobs!(k => LmTrainOptions {
+                    model: model, text: source, steps: steps, batch_size: batch_size, seed: seed, out: out.clone(),
+                    interrupt: interrupt; ..LmTrainOptions::default()
+                });
                 if let Err(e) = opts.split(&corpus) {
                     return Err(match &text {
                         Some(path) => Error::file(path, e),

@@ -261,6 +261,81 @@ pub(crate) fn read_state<R: serde::de::DeserializeOwned, D: serde::de::Deseriali
     serde_path_to_error::deserialize(value).map_err(|e| Error::file(&path, crate::config::describe_json_error(&e)))
 }
 
+/// The settings `R` of the unfinished run whose checkpoint is in `out`.
+pub(crate) fn stored_run<R: serde::de::DeserializeOwned, D: serde::de::DeserializeOwned>(
+    out: &Path,
+    family: &str,
+) -> Result<R> {
+    let state: State<R, D> = read_state(&find_checkpoint(out)?, family)?;
+    if state.progress.complete {
+        return Err(complete(out, state.progress.step));
+    }
+    Ok(state.run)
+}
+
+/// The error of resuming a run that has finished.
+pub(crate) fn complete(out: &Path, steps: usize) -> Error {
+    Error::new(format!("the run in {} is complete ({steps} of {steps} steps): nothing to resume", out.display()))
+}
+
+/// A family's position in its data, which records the fingerprint of the data it was in.
+pub(crate) trait DataPosition: serde::de::DeserializeOwned {
+    /// The fingerprint of the data the run trained on.
+    fn fingerprint(&self) -> &str;
+}
+
+/// What a checkpoint gives back to a freshly built run, beyond what [`resume_from`] sets in
+/// place: the session to continue, the step reached, the dropout generator, and the family's
+/// position in its data.
+pub(crate) struct Resumed<D> {
+    pub session: Session,
+    pub step: usize,
+    pub dropout: ChaCha12Rng,
+    pub data: D,
+}
+
+/// Reads checkpoint `dir` of a `family` run back into its freshly built parts: the
+/// parameters and the optimizer are set in place, the rest returned. The run must be
+/// unfinished, its data's fingerprint `fingerprint` (else the error says it trained on
+/// `other_data`, such as "another text than notes.txt holds"), and its vocabulary `vocab`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn resume_from<R: serde::de::DeserializeOwned, D: DataPosition>(
+    dir: &Path,
+    family: &str,
+    out: &Path,
+    interrupt: Option<Arc<AtomicBool>>,
+    (fingerprint, other_data): (&str, String),
+    vocab: &crate::data::Vocab,
+    params: &ParamStore<f32>,
+    optimizer: &mut dyn Optimizer,
+) -> Result<Resumed<D>> {
+    let state: State<R, D> = read_state(dir, family)?;
+    let progress = state.progress;
+    let damaged = |what: String| Error::file(&dir.join("state.json"), what);
+    let then = state.data.fingerprint();
+    if then != fingerprint {
+        return Err(damaged(format!(
+            "the run trained on {other_data} now (fingerprint {then} then, {fingerprint} now)"
+        )));
+    }
+    if progress.complete {
+        return Err(complete(out, progress.step));
+    }
+    if crate::checkpoint::load_vocab(dir, vocab.len())? != *vocab {
+        return Err(damaged("vocab.json differs from the vocabulary of the training data".into()));
+    }
+    params.load(dir.join("model.safetensors"))?;
+    load_optimizer(dir, params, &progress, optimizer)?;
+    let dropout = progress
+        .rngs
+        .get("dropout")
+        .ok_or_else(|| "the dropout generator's state is missing".to_string())
+        .and_then(RngState::restore)
+        .map_err(damaged)?;
+    let session = Session::resume(out, &progress, interrupt)?;
+    Ok(Resumed { session, step: progress.step, dropout, data: state.data })
+}
+
 /// A running training loop's bookkeeping: the metrics file, the logging window, the loss
 /// curve, the clock, and the checkpoint.
 pub(crate) struct Session {

@@ -1,7 +1,7 @@
 //! The training loop: batches in, Adam steps out, with a progress bar, `metrics.jsonl`, a
 //! loss plot, and a held-out evaluation at the end.
 
-use crate::checkpoint::{Checkpoint, load_vocab};
+use crate::checkpoint::Checkpoint;
 use crate::config::ModelConfig;
 use crate::data::{Batch, Batcher, BatcherPosition, DataSource, Example, TrainData, Vocab, encode_source};
 use crate::decode::greedy;
@@ -10,14 +10,13 @@ use crate::model::Seq2Seq;
 use crate::nn::Ctx;
 use crate::optim::{Adam, AdamConfig, AdamW, Constant, Noam, Optimizer, Schedule, WarmupLinear, grad_clip};
 use crate::session::{
-    CHECKPOINT_DIR, Progress, RngState, Session, State, checkpoint_files, find_checkpoint, load_optimizer, read_state,
+    CHECKPOINT_DIR, Resumed, RngState, Session, State, checkpoint_files, find_checkpoint, resume_from, stored_run,
     write_dir_atomically,
 };
 use crate::{Error, Result};
 use autograd::{Gradients, ParamStore, Tape};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
-use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -331,12 +330,7 @@ pub fn train(opts: &TrainOptions, data: &TrainData) -> Result<TrainSummary> {
 /// The settings of the run whose checkpoint is in `out` (see [`crate::session`]), with `out`
 /// set: load its data with `opts.data.load(opts.seed)` and pass both to [`resume`].
 pub fn resume_options(out: &Path) -> Result<TrainOptions> {
-    let dir = find_checkpoint(out)?;
-    let state: State<TrainOptions, DataPosition> = read_state(&dir, FAMILY)?;
-    if state.progress.complete {
-        return Err(complete(out, state.progress.step));
-    }
-    Ok(TrainOptions { out: out.to_path_buf(), ..state.run })
+    Ok(TrainOptions { out: out.to_path_buf(), ..stored_run::<TrainOptions, Position>(out, FAMILY)? })
 }
 
 /// Continues the run whose checkpoint is in `opts.out` to its `opts.steps`, appending to its
@@ -352,10 +346,16 @@ const FAMILY: &str = "translator";
 
 /// Where the translator's run stands in its data.
 #[derive(Serialize, Deserialize)]
-struct DataPosition {
+struct Position {
     /// [`TrainData::fingerprint`] of the examples trained on.
     fingerprint: String,
     batcher: BatcherPosition,
+}
+
+impl crate::session::DataPosition for Position {
+    fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
 }
 
 fn run(opts: &TrainOptions, data: &TrainData, checkpoint: Option<&Path>) -> Result<TrainSummary> {
@@ -385,26 +385,19 @@ fn run(opts: &TrainOptions, data: &TrainData, checkpoint: Option<&Path>) -> Resu
     let (mut session, done) = match checkpoint {
         None => (Session::start(&opts.out, opts.interrupt.clone())?, 0),
         Some(dir) => {
-            let state: State<TrainOptions, DataPosition> = read_state(dir, FAMILY)?;
-            let progress = state.progress;
-            let damaged = |what: String| Error::file(&dir.join("state.json"), what);
-            if state.data.fingerprint != data.fingerprint {
-                return Err(damaged(format!(
-                    "the run trained on other data than {:?} gives now (fingerprint {} then, {} now)",
-                    opts.data, state.data.fingerprint, data.fingerprint
-                )));
-            }
-            if progress.complete {
-                return Err(complete(&opts.out, progress.step));
-            }
-            load_vocab(dir, vocab.len()).and_then(|saved| {
-                if saved == vocab { Ok(()) } else { Err(damaged("vocab.json differs from the data's".into())) }
-            })?;
-            params.load(dir.join("model.safetensors"))?;
-            load_optimizer(dir, &params, &progress, &mut *optimizer)?;
-            ctx.rng = restore_rng(&progress, "dropout").map_err(damaged)?;
-            batches.restore(&state.data.batcher).map_err(damaged)?;
-            (Session::resume(&opts.out, &progress, opts.interrupt.clone())?, progress.step)
+            let back: Resumed<Position> = resume_from::<TrainOptions, _>(
+                dir,
+                FAMILY,
+                &opts.out,
+                opts.interrupt.clone(),
+                (data.fingerprint.as_str(), format!("other data than {} gives", opts.data.describe())),
+                &vocab,
+                &params,
+                &mut *optimizer,
+            )?;
+            ctx.rng = back.dropout;
+            batches.restore(&back.data.batcher).map_err(|e| Error::file(&dir.join("state.json"), e))?;
+            (back.session, back.step)
         }
     };
     // The settings as saved: the model's vocab_size is the data's.
@@ -414,7 +407,7 @@ fn run(opts: &TrainOptions, data: &TrainData, checkpoint: Option<&Path>) -> Resu
             let optimizer = optimizer.state(&params);
             let rngs = [("dropout".to_string(), RngState::of(&ctx.rng))].into();
             let progress = session.progress(step, &optimizer, rngs, complete)?;
-            let position = DataPosition { fingerprint: data.fingerprint.clone(), batcher: batches.position() };
+            let position = Position { fingerprint: data.fingerprint.clone(), batcher: batches.position() };
             let files = checkpoint_files(
                 (cfg.to_json(), &vocab, &params),
                 &optimizer,
@@ -491,16 +484,6 @@ fn run(opts: &TrainOptions, data: &TrainData, checkpoint: Option<&Path>) -> Resu
         seconds,
         samples,
     })
-}
-
-/// The generator saved under `role`.
-pub(crate) fn restore_rng(progress: &Progress, role: &str) -> std::result::Result<ChaCha12Rng, String> {
-    progress.rngs.get(role).ok_or_else(|| format!("the {role} generator's state is missing"))?.restore()
-}
-
-/// The error of resuming a run that has finished.
-pub(crate) fn complete(out: &Path, steps: usize) -> Error {
-    Error::new(format!("the run in {} is complete ({steps} of {steps} steps): nothing to resume", out.display()))
 }
 
 /// The error of a run stopped on request, saying how to continue it.

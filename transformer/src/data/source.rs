@@ -33,6 +33,14 @@ pub struct TrainData {
 }
 
 impl DataSource {
+    /// What the progress line and errors call it: `the task dates`, or the file's path.
+    pub fn describe(&self) -> String {
+        match self {
+            DataSource::Task(name) => format!("the task {name}"),
+            DataSource::File(path) => path.display().to_string(),
+        }
+    }
+
     /// The examples, generated from `seed` for a task or read from the file.
     pub fn load(&self, seed: u64) -> Result<TrainData> {
         let (name, train, held_out) = match self {

@@ -3,18 +3,15 @@
 //! sample.
 
 use super::{CharLM, LmCheckpoint, LmConfig, LmEvalReport, Sampling, batch, evaluate, generate};
-use crate::checkpoint::load_vocab;
 use crate::data::Vocab;
 use crate::loss::{sequence_loss, token_hits};
 use crate::nn::Ctx;
 use crate::optim::{AdamConfig, AdamW, Optimizer, grad_clip};
 use crate::session::{
-    CHECKPOINT_DIR, RngState, Session, State, checkpoint_files, find_checkpoint, fingerprint, load_optimizer,
-    read_state, write_dir_atomically,
+    CHECKPOINT_DIR, Resumed, RngState, Session, State, checkpoint_files, find_checkpoint, fingerprint, resume_from,
+    stored_run, write_dir_atomically,
 };
-use crate::train::{
-    ScheduleKind, StepGradients, accumulate, complete, metrics_line, new_progress_bar, plot_loss, restore_rng, stopped,
-};
+use crate::train::{ScheduleKind, StepGradients, accumulate, metrics_line, new_progress_bar, plot_loss, stopped};
 use crate::{Error, Result};
 use autograd::{ParamStore, Tape};
 use indicatif::ProgressBar;
@@ -202,12 +199,7 @@ pub fn train(opts: &LmTrainOptions, text: &str) -> Result<LmTrainSummary> {
 /// The settings of the language-model run whose checkpoint is in `out`, with `out` set: load
 /// its text with `opts.text.load()` and pass both to [`resume`].
 pub fn resume_options(out: &Path) -> Result<LmTrainOptions> {
-    let dir = find_checkpoint(out)?;
-    let state: State<LmTrainOptions, DataPosition> = read_state(&dir, FAMILY)?;
-    if state.progress.complete {
-        return Err(complete(out, state.progress.step));
-    }
-    Ok(LmTrainOptions { out: out.to_path_buf(), ..state.run })
+    Ok(LmTrainOptions { out: out.to_path_buf(), ..stored_run::<LmTrainOptions, Position>(out, FAMILY)? })
 }
 
 /// Continues the run whose checkpoint is in `opts.out` to its `opts.steps`: on the same number
@@ -223,10 +215,16 @@ const FAMILY: &str = "language_model";
 /// Where a language-model run stands in its text: chunks are drawn at random offsets, so the
 /// generator that draws them is the position.
 #[derive(Serialize, Deserialize)]
-struct DataPosition {
+struct Position {
     /// A hash of the whole text.
     fingerprint: String,
     chunks: RngState,
+}
+
+impl crate::session::DataPosition for Position {
+    fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
 }
 
 fn run(opts: &LmTrainOptions, text: &str, checkpoint: Option<&Path>) -> Result<LmTrainSummary> {
@@ -256,27 +254,19 @@ fn run(opts: &LmTrainOptions, text: &str, checkpoint: Option<&Path>) -> Result<L
     let (mut session, done) = match checkpoint {
         None => (Session::start(&opts.out, opts.interrupt.clone())?, 0),
         Some(dir) => {
-            let state: State<LmTrainOptions, DataPosition> = read_state(dir, FAMILY)?;
-            let progress = state.progress;
-            let damaged = |what: String| Error::file(&dir.join("state.json"), what);
-            if state.data.fingerprint != fingerprint {
-                return Err(damaged(format!(
-                    "the run trained on another text than {} holds now (fingerprint {} then, {fingerprint} now)",
-                    opts.text.describe(),
-                    state.data.fingerprint
-                )));
-            }
-            if progress.complete {
-                return Err(complete(&opts.out, progress.step));
-            }
-            load_vocab(dir, vocab.len()).and_then(|saved| {
-                if saved == vocab { Ok(()) } else { Err(damaged("vocab.json differs from the text's".into())) }
-            })?;
-            params.load(dir.join("model.safetensors"))?;
-            load_optimizer(dir, &params, &progress, &mut optimizer)?;
-            ctx.rng = restore_rng(&progress, "dropout").map_err(damaged)?;
-            rng = state.data.chunks.restore().map_err(damaged)?;
-            (Session::resume(&opts.out, &progress, opts.interrupt.clone())?, progress.step)
+            let back: Resumed<Position> = resume_from::<LmTrainOptions, _>(
+                dir,
+                FAMILY,
+                &opts.out,
+                opts.interrupt.clone(),
+                (fingerprint.as_str(), format!("another text than {} holds", opts.text.describe())),
+                &vocab,
+                &params,
+                &mut optimizer,
+            )?;
+            ctx.rng = back.dropout;
+            rng = back.data.chunks.restore().map_err(|e| Error::file(&dir.join("state.json"), e))?;
+            (back.session, back.step)
         }
     };
     // The settings as saved: the model's vocab_size is the data's.
@@ -286,7 +276,7 @@ fn run(opts: &LmTrainOptions, text: &str, checkpoint: Option<&Path>) -> Result<L
             let optimizer = optimizer.state(&params);
             let rngs = [("dropout".to_string(), RngState::of(&ctx.rng))].into();
             let progress = session.progress(step, &optimizer, rngs, complete)?;
-            let position = DataPosition { fingerprint: fingerprint.clone(), chunks: RngState::of(rng) };
+            let position = Position { fingerprint: fingerprint.clone(), chunks: RngState::of(rng) };
             let files = checkpoint_files(
                 (cfg.to_json(), &vocab, &params),
                 &optimizer,
