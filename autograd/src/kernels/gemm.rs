@@ -38,7 +38,7 @@ impl<T> Operand<'_, T> {
 }
 
 /// Below this many multiply-adds a product runs on one thread.
-const PARALLEL_FLOPS: usize = 1 << 21;
+pub(crate) const PARALLEL_FLOPS: usize = 1 << 21;
 /// Blocks of rows of a split product are a multiple of this: every kernel's row tile divides it.
 const ROW_TILE: usize = 16;
 
@@ -71,28 +71,9 @@ pub(crate) fn gemm<T: Element>(a: Operand<'_, T>, b: Operand<'_, T>, out: &mut [
     }
     let run = |row0: usize, block: &mut [MaybeUninit<T>]| {
         let rows = block.len() / n;
-        // SAFETY: `a` holds m×k elements at strides (rsa, csa); rows row0..row0+rows are in
-        // bounds. `b` holds k×n at (rsb, csb). `block` is rows×n, row-major, and is a distinct
-        // mutable slice, so it aliases neither operand. beta = 0 means the old contents
-        // (possibly NaN) are never read.
-        unsafe {
-            T::gemm(
-                rows,
-                k,
-                n,
-                T::ONE,
-                a.data.as_ptr().offset(row0 as isize * rsa),
-                rsa,
-                csa,
-                b.data.as_ptr(),
-                rsb,
-                csb,
-                T::ZERO,
-                block.as_mut_ptr().cast::<T>(),
-                n as isize,
-                1,
-            )
-        }
+        let a = View { data: &a.data[row0 * rsa as usize..], rs: rsa as usize, cs: csa as usize };
+        // SAFETY: rows row0..row0+rows of `a` are in bounds, and `b` holds k×n at (rsb, csb).
+        unsafe { portable_gemm(rows, k, n, a, View { data: b.data, rs: rsb as usize, cs: csb as usize }, block) }
     };
     if parallel && m > ROW_TILE {
         // One block of rows per thread, so B is packed once per thread. Each output element
@@ -103,6 +84,80 @@ pub(crate) fn gemm<T: Element>(a: Operand<'_, T>, b: Operand<'_, T>, out: &mut [
         out.par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| run(i * rows, block));
     } else {
         run(0, out);
+    }
+}
+
+/// A matrix read in place from a slice: element (i, j) at `data[i·rs + j·cs]`. One head of a
+/// `(batch, t, h·d_k)` tensor is such a view, rows d apart.
+#[derive(Clone, Copy)]
+pub(crate) struct View<'a, T> {
+    pub data: &'a [T],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// `out = A · B` (A m×k, B k×n, `out` m×n row-major) on the calling thread, with the same
+/// kernels as [`gemm`]: every element of `out` is written, and each is computed as it would be
+/// in any other product the same kernel runs.
+///
+/// # Panics
+/// If a view reaches past its slice or `out` is not m×n.
+pub(crate) fn gemm_view<T: Element>(m: usize, k: usize, n: usize, a: View<'_, T>, b: View<'_, T>, out: &mut [T]) {
+    let reach = |v: View<'_, T>, rows: usize, cols: usize| {
+        (rows - 1).saturating_mul(v.rs).saturating_add((cols - 1).saturating_mul(v.cs)) < v.data.len()
+    };
+    assert_eq!(out.len(), m * n, "gemm_view: the output is not {m}×{n}");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        out.fill(T::ZERO);
+        return;
+    }
+    // What makes the unsafe kernels below sound.
+    assert!(reach(a, m, k) && reach(b, k, n), "gemm_view: a view reaches past its slice");
+    // SAFETY: `MaybeUninit<T>` has `T`'s layout, and the kernels only ever write initialized
+    // values through it, so `out` stays a valid `[T]`.
+    let out = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<MaybeUninit<T>>(), out.len()) };
+    // SAFETY: sizes positive, every element addressed lies inside its slice (checked above).
+    let fast = unsafe { T::fast_gemm(m, k, n, (a.data, a.rs, a.cs), (b.data, b.rs, b.cs), out, false) };
+    if !fast {
+        // SAFETY: as above.
+        unsafe { portable_gemm(m, k, n, a, b, out) }
+    }
+}
+
+/// `out = A · B` with `matrixmultiply`.
+///
+/// # Safety
+/// Every element of A (m×k) and B (k×n) lies inside its view's slice; `out` holds m×n.
+unsafe fn portable_gemm<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: View<'_, T>,
+    b: View<'_, T>,
+    out: &mut [MaybeUninit<T>],
+) {
+    // SAFETY: the caller's bounds; `out` is a distinct mutable slice, so it aliases neither
+    // operand; beta = 0 means its old contents (possibly NaN) are never read.
+    unsafe {
+        T::gemm(
+            m,
+            k,
+            n,
+            T::ONE,
+            a.data.as_ptr(),
+            a.rs as isize,
+            a.cs as isize,
+            b.data.as_ptr(),
+            b.rs as isize,
+            b.cs as isize,
+            T::ZERO,
+            out.as_mut_ptr().cast::<T>(),
+            n as isize,
+            1,
+        )
     }
 }
 

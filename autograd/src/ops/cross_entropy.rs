@@ -1,7 +1,7 @@
 //! Cross-entropy from logits with class targets: fused log-softmax and negative log-likelihood,
 //! with an ignored target class and label smoothing, averaged over the counted rows.
 
-use crate::kernels::{for_each_row, for_each_row_costing};
+use crate::kernels::{for_each_row, for_each_row_costing, lanes};
 use crate::{Element, InputGrads, Math, Op, Tensor, Var, Vjp};
 use std::sync::Arc;
 
@@ -138,14 +138,13 @@ impl<T: Element> Tensor<T> {
             }
             let row = &data[r * classes..(r + 1) * classes];
             let m = row.iter().fold(-T::infinity(), |m, &v| m.max_nan(v));
-            let lse = m + row.iter().map(|&v| (v - m).exp()).sum::<T>().ln();
+            let lse = m + lanes::sum_map(row, |v| (v - m).exp()).ln();
             let nll = lse - row[t];
-            let smooth =
-                if eps == 0.0 { T::ZERO } else { lse - row.iter().copied().sum::<T>() / T::from_f64(classes as f64) };
+            let smooth = if eps == 0.0 { T::ZERO } else { lse - lanes::sum(row) / T::from_f64(classes as f64) };
             out[0] = T::from_f64(1.0 - eps) * nll + T::from_f64(eps) * smooth;
         });
         let counted = targets.iter().filter(|&&t| Some(t) != options.ignore_index).count();
-        let total: T = per_row.into_iter().sum();
+        let total = lanes::sum(&per_row);
         Tensor::scalar(total / T::from_f64(counted as f64))
     }
 }

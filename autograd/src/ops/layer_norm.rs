@@ -4,7 +4,7 @@
 //! One op rather than a normalize, a `mul` and an `add`: only the output is kept for the backward
 //! pass, which recomputes the normalized values from the input (one pass over a row).
 
-use crate::kernels::{for_each_row, for_each_row_pair};
+use crate::kernels::{for_each_row, for_each_row_pair, lanes};
 use crate::{Element, InputGrads, Math, Op, Shape, Tensor, Var, Vjp};
 
 /// y = x̂·w + b with x̂ = (x − mean) / √(var + ε) over the last `dims` dimensions (biased
@@ -64,9 +64,9 @@ impl<T: Element> Op<T> for LayerNorm {
         for_each_row_pair(&mut dx, &mut xhat, n, |row, dxr, xhr| {
             let range = row * n..(row + 1) * n;
             let (xr, gr) = (&xd[range.clone()], &gd[range]);
-            let mean = xr.iter().copied().sum::<T>() * inv_n;
-            let var = xr.iter().map(|&v| (v - mean) * (v - mean)).sum::<T>() * inv_n;
-            let r = (var + T::from_f64(self.eps)).powf(T::from_f64(-0.5));
+            let mean = lanes::sum(xr) * inv_n;
+            let var = lanes::sum_map(xr, |v| (v - mean) * (v - mean)) * inv_n;
+            let r = T::ONE / (var + T::from_f64(self.eps)).sqrt();
             for (h, &xi) in xhr.iter_mut().zip(xr) {
                 *h = (xi - mean) * r;
             }
@@ -75,8 +75,8 @@ impl<T: Element> Op<T> for LayerNorm {
                 Some(w) => dxr.iter_mut().zip(gr).zip(w).for_each(|((d, &gi), &wi)| *d = gi * wi),
                 None => dxr.copy_from_slice(gr),
             }
-            let mean_g = dxr.iter().copied().sum::<T>() * inv_n;
-            let mean_gx = dxr.iter().zip(xhr.iter()).map(|(&a, &b)| a * b).sum::<T>() * inv_n;
+            let mean_g = lanes::sum(dxr) * inv_n;
+            let mean_gx = lanes::dot(dxr, xhr) * inv_n;
             for (d, &h) in dxr.iter_mut().zip(xhr.iter()) {
                 *d = r * (*d - mean_g - h * mean_gx);
             }
@@ -121,8 +121,8 @@ fn normalize_rows<T: Element>(x: &Tensor<T>, n: usize, eps: T, w: Option<&[T]>, 
     let mut out = x.to_vec();
     let inv_n = T::ONE / T::from_f64(n as f64);
     for_each_row(&mut out, n, |_, row| {
-        let mean = row.iter().copied().sum::<T>() * inv_n;
-        let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<T>() * inv_n;
+        let mean = lanes::sum(row) * inv_n;
+        let var = lanes::sum_map(row, |v| (v - mean) * (v - mean)) * inv_n;
         let r = T::ONE / (var + eps).sqrt();
         for v in row.iter_mut() {
             *v = (*v - mean) * r;

@@ -1,7 +1,7 @@
 //! softmax and log_softmax along one axis: fused, max-shifted kernels.
 
 use super::{resolve_axis, split_at_axis};
-use crate::kernels::for_each_row;
+use crate::kernels::{for_each_row, lanes};
 use crate::{Element, InputGrads, Math, Op, Tensor, Var, Vjp};
 
 struct Softmax {
@@ -24,7 +24,7 @@ impl<T: Element> Op<T> for Softmax {
     // The same rule in one pass per line, for the last axis.
     fn fused_vjp(&self, v: &Vjp<'_, Tensor<T>>) -> Option<InputGrads<Tensor<T>>> {
         per_line(v, self.axis, |yr, gr, dx| {
-            let dot: T = yr.iter().zip(gr).map(|(&a, &b)| a * b).sum();
+            let dot = lanes::dot(yr, gr);
             for ((d, &yi), &gi) in dx.iter_mut().zip(yr).zip(gr) {
                 *d = yi * gi - yi * dot;
             }
@@ -51,7 +51,7 @@ impl<T: Element> Op<T> for LogSoftmax {
     // The same rule in one pass per line, for the last axis.
     fn fused_vjp(&self, v: &Vjp<'_, Tensor<T>>) -> Option<InputGrads<Tensor<T>>> {
         per_line(v, self.axis, |yr, gr, dx| {
-            let total: T = gr.iter().copied().sum();
+            let total = lanes::sum(gr);
             for ((d, &yi), &gi) in dx.iter_mut().zip(yr).zip(gr) {
                 *d = gi - yi.exp() * total;
             }
@@ -111,12 +111,10 @@ fn line_max<T: Element>(line: &[T]) -> T {
 /// Softmax of one line; a line of all −∞ has no defined softmax and gives NaN, as in PyTorch.
 pub(crate) fn softmax_line<T: Element>(line: &mut [T]) {
     let m = line_max(line);
-    let mut sum = T::ZERO;
     for v in line.iter_mut() {
         *v = (*v - m).exp();
-        sum += *v;
     }
-    let inv = T::ONE / sum;
+    let inv = T::ONE / lanes::sum(line);
     for v in line.iter_mut() {
         *v *= inv;
     }
@@ -124,7 +122,7 @@ pub(crate) fn softmax_line<T: Element>(line: &mut [T]) {
 
 fn log_softmax_line<T: Element>(line: &mut [T]) {
     let m = line_max(line);
-    let sum: T = line.iter().map(|&v| (v - m).exp()).sum();
+    let sum = lanes::sum_map(line, |v| (v - m).exp());
     let shift = m + sum.ln();
     for v in line.iter_mut() {
         *v -= shift;

@@ -22,29 +22,29 @@ type Row = (&'static str, Vec<Vec<usize>>, Case, Path, Path);
 
 fn cases() -> Vec<Row> {
     vec![
-        ("add_broadcast", vec![vec![256, 300], vec![300]], |x| x[0] + x[1], ROWS, REDUCTIONS),
-        ("mul", vec![vec![256, 300], vec![256, 300]], |x| x[0] * x[1], ELEMENTWISE, ELEMENTWISE),
-        ("div_broadcast", vec![vec![256, 300], vec![256, 1]], |x| x[0] / (x[1].exp() + 1.0), ROWS, ROWS),
-        ("exp_log_sqrt", vec![vec![256, 300]], |x| (x[0].exp() + 1.0).log().sqrt(), ELEMENTWISE, ELEMENTWISE),
+        ("add_broadcast", vec![vec![512, 300], vec![300]], |x| x[0] + x[1], ROWS, REDUCTIONS),
+        ("mul", vec![vec![512, 300], vec![512, 300]], |x| x[0] * x[1], ELEMENTWISE, ELEMENTWISE),
+        ("div_broadcast", vec![vec![512, 300], vec![512, 1]], |x| x[0] / (x[1].exp() + 1.0), ROWS, ROWS),
+        ("exp_log_sqrt", vec![vec![512, 300]], |x| (x[0].exp() + 1.0).log().sqrt(), ELEMENTWISE, ELEMENTWISE),
         (
             "tanh_sigmoid_erf",
-            vec![vec![256, 300]],
+            vec![vec![512, 300]],
             |x| x[0].tanh() + x[0].sigmoid() * x[0].erf(),
             ELEMENTWISE,
             ELEMENTWISE,
         ),
-        ("relu_gelu", vec![vec![256, 300]], |x| x[0].relu() + x[0].gelu(), ELEMENTWISE, ELEMENTWISE),
-        ("powf", vec![vec![256, 300]], |x| x[0].powf(3.0), ELEMENTWISE, ELEMENTWISE),
+        ("relu_gelu", vec![vec![512, 300]], |x| x[0].relu() + x[0].gelu(), ELEMENTWISE, ELEMENTWISE),
+        ("powf", vec![vec![512, 300]], |x| x[0].powf(3.0), ELEMENTWISE, ELEMENTWISE),
         ("sum_axis0", vec![vec![512, 300]], |x| x[0].sum(&[0], false), REDUCTIONS, ROWS),
         ("sum_axis1", vec![vec![300, 512]], |x| x[0].sum(&[1], true), ROWS, ROWS),
         ("sum_all_long", vec![vec![200_003]], |x| x[0] * x[0].sum_all(), REDUCTIONS, REDUCTIONS),
-        ("mean_max", vec![vec![64, 40, 30]], |x| x[0].mean(&[0, 2], false) + x[0].max(&[0, 2], false), ROWS, ROWS),
-        ("softmax", vec![vec![256, 300]], |x| x[0].softmax(-1), ROWS, ROWS),
-        ("softmax_middle_axis", vec![vec![4, 256, 300]], |x| x[0].softmax(1), ROWS, ROWS),
-        ("log_softmax", vec![vec![256, 300]], |x| x[0].log_softmax(-1), ROWS, ROWS),
+        ("mean_max", vec![vec![128, 40, 30]], |x| x[0].mean(&[0, 2], false) + x[0].max(&[0, 2], false), ROWS, ROWS),
+        ("softmax", vec![vec![512, 300]], |x| x[0].softmax(-1), ROWS, ROWS),
+        ("softmax_middle_axis", vec![vec![4, 512, 300]], |x| x[0].softmax(1), ROWS, ROWS),
+        ("log_softmax", vec![vec![512, 300]], |x| x[0].log_softmax(-1), ROWS, ROWS),
         (
             "layer_norm",
-            vec![vec![256, 300], vec![300], vec![300]],
+            vec![vec![512, 300], vec![300], vec![300]],
             |x| x[0].layer_norm(&[300], Some(x[1]), Some(x[2]), 1e-5),
             ROWS,
             ROWS,
@@ -58,11 +58,11 @@ fn cases() -> Vec<Row> {
             SPLIT,
         ),
         ("matmul_batched", vec![vec![32, 64, 48], vec![32, 48, 64]], |x| x[0].matmul(x[1]), BATCHED, BATCHED),
-        ("permute_reshape", vec![vec![32, 40, 30]], |x| x[0].permute(&[2, 0, 1]).reshape([30, 1280]), ROWS, ROWS),
-        ("broadcast_to", vec![vec![1, 300]], |x| x[0].broadcast_to([256, 300]), ROWS, REDUCTIONS),
+        ("permute_reshape", vec![vec![128, 40, 30]], |x| x[0].permute(&[2, 0, 1]).reshape([30, 5120]), ROWS, ROWS),
+        ("broadcast_to", vec![vec![1, 300]], |x| x[0].broadcast_to([512, 300]), ROWS, REDUCTIONS),
         (
             "narrow_pad_concat",
-            vec![vec![256, 300]],
+            vec![vec![512, 300]],
             |x| {
                 let a = x[0].narrow(1, 10, 200).pad(1, 3, 5);
                 Var::concat(&[a, x[0]], 1)
@@ -72,19 +72,19 @@ fn cases() -> Vec<Row> {
         ),
         (
             "index_select_embedding",
-            vec![vec![500, 128]],
+            vec![vec![1100, 128]],
             |x| {
-                let ids: Vec<usize> = (0..600).map(|i| (i * 7919) % 500).collect();
-                x[0].embedding(&ids, [20, 30])
+                let ids: Vec<usize> = (0..1200).map(|i| (i * 7919) % 1100).collect();
+                x[0].embedding(&ids, [40, 30])
             },
             ROWS,
             ROWS,
         ),
         (
             "masked_fill",
-            vec![vec![256, 300]],
+            vec![vec![512, 300]],
             |x| {
-                let mask = Tensor::from_fn([256, 300], |i| ((i * 31) % 7 == 0) as u8 as f32);
+                let mask = Tensor::from_fn([512, 300], |i| ((i * 31) % 7 == 0) as u8 as f32);
                 x[0].masked_fill(&mask, -1e9).softmax(-1)
             },
             ELEMENTWISE,
@@ -99,7 +99,7 @@ fn cases() -> Vec<Row> {
         ),
         (
             "layer_norm_affine_fused",
-            vec![vec![256, 300], vec![300], vec![300]],
+            vec![vec![512, 300], vec![300], vec![300]],
             |x| x[0].layer_norm(&[300], Some(x[1]), None, 1e-5) + x[2],
             ROWS,
             ROWS,
@@ -117,9 +117,9 @@ fn cases() -> Vec<Row> {
         ),
         (
             "cross_entropy",
-            vec![vec![1024, 64]],
+            vec![vec![4096, 64]],
             |x| {
-                let targets: Vec<usize> = (0..1024).map(|i| (i * 13) % 64).collect();
+                let targets: Vec<usize> = (0..4096).map(|i| (i * 13) % 64).collect();
                 x[0].cross_entropy(&targets, CrossEntropyOptions { ignore_index: Some(0), label_smoothing: 0.1 })
             },
             ROWS,

@@ -4,6 +4,7 @@
 use super::elementwise::{grad_of, update};
 use super::{Optimizer, OptimizerState};
 use autograd::{Element, Gradients, ParamStore, Tensor};
+use rayon::prelude::*;
 use std::collections::HashMap;
 
 /// Hyperparameters of [`Adam`] and [`AdamW`].
@@ -246,7 +247,12 @@ impl<T: Element> AdamCore<T> {
         AdamCore { name, config, decay, state: HashMap::new() }
     }
 
+    /// One step of every parameter with a gradient, all in one parallel pass: the parameters
+    /// are spread over rayon (and a large one's elements too), as PyTorch's fused Adam runs
+    /// one kernel over every parameter instead of one after another. Each element's update
+    /// depends on nothing else, so the result does not depend on the thread count.
     fn step(&mut self, params: &ParamStore<T>, grads: &Gradients<T>, grad_scale: T) {
+        let mut stepped = Vec::new();
         for param in params.iter() {
             let Some(grad) = grad_of(self.name, param, grads) else { continue };
             let state = self.state.entry(param.id()).or_insert_with(|| ParamState {
@@ -254,11 +260,20 @@ impl<T: Element> AdamCore<T> {
                 moments: vec![Moments { m: T::ZERO, v: T::ZERO }; grad.numel()],
             });
             state.step += 1;
-            let k = StepConstants::new(&self.config, self.decay, state.step);
+            stepped.push((param, grad));
+        }
+        let mut states: HashMap<u64, &mut ParamState<T>> = self.state.iter_mut().map(|(&id, s)| (id, s)).collect();
+        let jobs: Vec<_> = stepped
+            .into_iter()
+            .map(|(param, grad)| (param, grad, states.remove(&param.id()).expect("state made above")))
+            .collect();
+        let (config, decay) = (&self.config, self.decay);
+        jobs.into_par_iter().for_each(|(param, grad, state)| {
+            let k = StepConstants::new(config, decay, state.step);
             param.update(|values| {
                 update(values, grad.data(), grad_scale, &mut state.moments, |x, g, s| k.apply(x, g, s))
             });
-        }
+        });
     }
 
     fn export(&self, params: &ParamStore<T>) -> OptimizerState<T> {

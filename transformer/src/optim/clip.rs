@@ -40,7 +40,10 @@ impl<T: Element> GradClip<T> {
 /// assert_eq!(grad_norm(&loss.sum_all().backward(), &params), 5.0);
 /// ```
 pub fn grad_norm<T: Element>(grads: &Gradients<T>, params: &ParamStore<T>) -> T {
-    let sum_of_squares: f64 = params.iter().filter_map(|p| grads.param(p)).map(|g| sum_of_squares(g.data())).sum();
+    let grads: Vec<_> = params.iter().filter_map(|p| grads.param(p)).collect();
+    // Per parameter in parallel, added in the store's order whatever order they finish in.
+    let per_param: Vec<f64> = grads.par_iter().map(|g| sum_of_squares(g.data())).collect();
+    let sum_of_squares: f64 = per_param.iter().sum();
     T::from_f64(sum_of_squares.sqrt())
 }
 
