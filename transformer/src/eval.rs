@@ -1,7 +1,7 @@
 //! Evaluation on a set of examples: what `transformer eval` prints.
 
 use crate::checkpoint::Checkpoint;
-use crate::data::{Batch, Example, Vocab, encode_source};
+use crate::data::{Batch, Example, encode_source};
 use crate::decode::{beam_search, greedy};
 use crate::loss::{sequence_loss, token_hits};
 use crate::nn::Ctx;
@@ -106,11 +106,19 @@ pub fn check_inputs(inputs: &[String], max_len: usize, place: impl Fn(usize) -> 
 /// `beam` (length penalty 0.6), at most twice the input's length plus 10 tokens long. The
 /// input must fit the model ([`check_inputs`]).
 pub fn translate(ckpt: &Checkpoint, text: &str, beam: Option<usize>) -> String {
-    let vocab: &Vocab = &ckpt.vocab;
-    let source = encode_source(vocab, text);
+    ckpt.vocab.decode(&translate_ids(ckpt, text, beam))
+}
+
+/// The ids of [`translate`]'s output, without `<eos>`.
+pub fn translate_ids(ckpt: &Checkpoint, text: &str, beam: Option<usize>) -> Vec<usize> {
+    let source = encode_source(&ckpt.vocab, text);
     let max_len = (text.chars().count() * 2 + 10).min(ckpt.model.cfg.max_len - 1);
-    match beam {
-        Some(k) => vocab.decode(&beam_search(&ckpt.model, &source, k, 0.6, max_len).tokens),
-        None => vocab.decode(&greedy(&ckpt.model, &[source], max_len)[0]),
+    let mut ids = match beam {
+        Some(k) => beam_search(&ckpt.model, &source, k, 0.6, max_len).tokens,
+        None => greedy(&ckpt.model, &[source], max_len).swap_remove(0),
+    };
+    if let Some(end) = ids.iter().position(|&id| id == crate::data::EOS) {
+        ids.truncate(end);
     }
+    ids
 }

@@ -82,6 +82,7 @@
 
 #![warn(missing_docs)]
 
+pub mod attention_map;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;

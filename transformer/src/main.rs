@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use transformer::attention_map::{self, AttentionMap};
 use transformer::checkpoint::Checkpoint;
 use transformer::data::{DataSource, TrainData, read_tsv};
 use transformer::lm::{LmCheckpoint, LmConfig, LmTrainOptions, LmTrainSummary, Sampling, TextSource};
@@ -95,6 +96,10 @@ enum Command {
         /// Beam width (greedy decoding if absent).
         #[arg(long)]
         beam: Option<usize>,
+        /// Also draw the last decoder layer's cross-attention as a PNG: a row of panels per
+        /// input, one panel per head, source tokens across, output tokens down.
+        #[arg(long, value_name = "FILE.png")]
+        attention: Option<PathBuf>,
         /// Texts to translate.
         text: Vec<String>,
     },
@@ -548,7 +553,7 @@ fn run(command: Command) -> Result<()> {
             println!("{}", transformer::eval::evaluate(&ckpt, &examples).to_json());
             Ok(())
         }
-        Command::Translate { model, beam, text } => {
+        Command::Translate { model, beam, attention, text } => {
             if beam == Some(0) {
                 return Err(Error::flag("--beam", "must be at least 1, found 0"));
             }
@@ -575,8 +580,16 @@ fn run(command: Command) -> Result<()> {
             // a silently cut source.
             let place = |i: usize| if from_stdin { format!("stdin:{}", i + 1) } else { format!("input {}", i + 1) };
             transformer::eval::check_inputs(&inputs, ckpt.model.cfg.max_len, place)?;
+            let mut maps = Vec::new();
             for line in inputs {
-                println!("{}", transformer::eval::translate(&ckpt, &line, beam));
+                let ids = transformer::eval::translate_ids(&ckpt, &line, beam);
+                println!("{}", ckpt.vocab.decode(&ids));
+                if attention.is_some() {
+                    maps.push(AttentionMap::new(&ckpt.model, &ckpt.vocab, &line, &ids));
+                }
+            }
+            if let Some(path) = attention {
+                attention_map::draw(&path, &maps).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
             }
             Ok(())
         }

@@ -302,7 +302,17 @@ fn train_writes_the_model_dir_metrics_and_plot_and_the_loss_falls() {
     assert!(last < 0.9 * first, "the loss did not fall clearly: {first} -> {last}\n{metrics}");
 
     let png = std::fs::read(run.join("loss.png")).expect("train draws loss.png");
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "loss.png is not a PNG");
+    assert_eq!(png_size(&png), (800, 480), "loss.png");
+}
+
+/// The width and height of a PNG file, after checking that it is one: the signature, the IHDR
+/// chunk first, and the IEND chunk last.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG: it lacks the signature");
+    assert_eq!(&png[12..16], b"IHDR", "not a PNG: the first chunk is not IHDR");
+    assert!(png.ends_with(b"IEND\xae\x42\x60\x82"), "not a whole PNG: it does not end with IEND");
+    let be = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    (be(16), be(20))
 }
 
 /// A run shorter than the learning-rate warm-up (200 steps by default) is a normal small run:
@@ -489,6 +499,26 @@ fn translate_prints_one_line_per_input() {
     assert_eq!(beam_stdin, beam);
     let beam1 = succeeds(tmp.path(), &[&["translate", "--model", model, "--beam", "1"][..], &inputs].concat(), None);
     assert_eq!(beam1, from_args, "beam search of width 1 is greedy decoding");
+}
+
+/// `--attention` draws a row of panels per input, one panel per head, with a cell per source
+/// token (and `<eos>`) across and per output token (and `<eos>`) down.
+#[test]
+fn translate_draws_the_cross_attention() {
+    let tmp = TempDir::new("translate-attention");
+    let png = tmp.join("attention.png");
+    let inputs = ["abc", "hello"];
+    let args = [&["translate", "--model", arg(model()), "--attention", arg(&png)][..], &inputs].concat();
+    let outputs = succeeds(tmp.path(), &args, None);
+    let without = succeeds(tmp.path(), &[&["translate", "--model", arg(model())][..], &inputs].concat(), None);
+    assert_eq!(outputs, without, "drawing changes no translation");
+    let heads = model_config()["n_heads"].as_u64().unwrap() as u32;
+    // The layout: 16 px around panels, 22 px a cell, 26 px of labels, 22 px of title.
+    let chars = |s: &str| s.chars().count() as u32;
+    let width = inputs.iter().map(|i| 16 + heads * (26 + 22 * (chars(i) + 1) + 16)).max().unwrap();
+    let height = 16 + outputs.lines().map(|o| 22 + 26 + 22 * (chars(o) + 1) + 16).sum::<u32>();
+    let bytes = std::fs::read(&png).expect("translate --attention writes the file");
+    assert_eq!(png_size(&bytes), (width, height), "outputs {outputs:?}");
 }
 
 #[test]
