@@ -17,11 +17,7 @@ fn repo_root() -> PathBuf {
 /// Every chapter file of the book, from the links of `SUMMARY.md`.
 fn chapters() -> Vec<String> {
     let summary = std::fs::read_to_string(docs().join("SUMMARY.md")).expect("docs/src/SUMMARY.md");
-    summary
-        .split("](")
-        .skip(1)
-        .map(|rest| rest.split(')').next().expect("a closing parenthesis").to_string())
-        .collect()
+    summary.split("](").skip(1).map(|rest| rest.split(')').next().expect("a closing parenthesis").to_string()).collect()
 }
 
 /// What one `{{#include ...}}` asks for: a file, and an anchor or a line range.

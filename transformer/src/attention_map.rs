@@ -17,9 +17,9 @@
 //! assert_eq!(map.layers.last().unwrap().dims(), &[2, 4, 4]); // (heads, output, source)
 //! ```
 
+use crate::Seq2Seq;
 use crate::data::{BOS, EOS, Vocab, encode_source};
 use crate::nn::Ctx;
-use crate::Seq2Seq;
 use autograd::{Tape, Tensor};
 use std::path::Path;
 
