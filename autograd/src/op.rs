@@ -59,6 +59,7 @@ pub trait Op<T: Element>: 'static {
     /// Gradients must have the input's shape (reduce broadcasting with [`Math::sum_to`]).
     fn vjp<M: Math<T>>(&self, v: Vjp<'_, M>) -> InputGrads<M>;
 
+    // ANCHOR: fused_vjp
     /// A fused kernel for the same product on plain tensors, used by `backward()` when it
     /// returns `Some`; `backward_with_graph()` always uses [`Op::vjp`]. A fused kernel must
     /// compute what `vjp` computes: each built-in one is checked against its general rule by a
@@ -67,6 +68,7 @@ pub trait Op<T: Element>: 'static {
         let _ = v;
         None
     }
+    // ANCHOR_END: fused_vjp
 
     /// True if every output value is one of the inputs' values or a finite constant, and every
     /// gradient the rule returns is one of the upstream gradient's values or a finite constant
@@ -96,12 +98,14 @@ impl<T: Element, O: Op<T>> DynOp<T> for O {
     fn moves_values(&self) -> bool {
         Op::moves_values(self)
     }
+    // ANCHOR: dispatch
     fn vjp_tensor(&self, v: Vjp<'_, Tensor<T>>) -> InputGrads<Tensor<T>> {
         self.fused_vjp(&v).unwrap_or_else(|| self.vjp(v))
     }
     fn vjp_var<'t>(&self, v: Vjp<'_, Var<'t, T>>) -> InputGrads<Var<'t, T>> {
         self.vjp(v)
     }
+    // ANCHOR_END: dispatch
 }
 
 /// What the tape keeps of an op that no gradient flows through (made under `no_grad`, or from
@@ -134,6 +138,7 @@ pub(crate) mod testing {
     use super::{Op, Vjp};
     use crate::{Tensor, largest_magnitude, max_relative_error};
 
+    // ANCHOR: fused_check
     /// Asserts that `op.fused_vjp` exists and gives what `op.vjp` gives on tensors, for the
     /// forward pass `inputs → output`, under a pseudo-random upstream gradient with both signs.
     /// Errors are measured against each gradient's largest magnitude; NaN or ±∞ fail.
@@ -160,4 +165,5 @@ pub(crate) mod testing {
             }
         }
     }
+    // ANCHOR_END: fused_check
 }

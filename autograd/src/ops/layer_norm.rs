@@ -29,6 +29,7 @@ impl<T: Element> Op<T> for LayerNorm {
         };
         format!("last {} dims, eps={}{affine}", self.dims, self.eps)
     }
+    // ANCHOR: general_rule
     // With x̂ = (x − μ)·r, r = (σ² + ε)^(−1/2), means over the normalized axes, and
     // ĝ = ∂L/∂x̂ = g·w (g itself without a weight):
     // ∂L/∂x = r · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂)),  ∂L/∂w = Σ_rows g ⊙ x̂,  ∂L/∂b = Σ_rows g.
@@ -52,7 +53,9 @@ impl<T: Element> Op<T> for LayerNorm {
         }
         grads
     }
+    // ANCHOR_END: general_rule
 
+    // ANCHOR: fused_rule
     // The same rule, with x̂ and ∂L/∂x made in one pass per row.
     fn fused_vjp(&self, v: &Vjp<'_, Tensor<T>>) -> Option<InputGrads<Tensor<T>>> {
         let (x, g) = (&v.inputs[0], v.grad);
@@ -93,6 +96,7 @@ impl<T: Element> Op<T> for LayerNorm {
         }
         Some(grads)
     }
+    // ANCHOR_END: fused_rule
 }
 
 /// The number of normalized elements per row, or a panic naming the shapes.

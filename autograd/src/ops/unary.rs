@@ -207,13 +207,14 @@ mod tests {
     /// Each fused rule (one pass over x, y and g) gives what the rule above it gives.
     #[test]
     fn fused_rules_match_the_general_ones() {
-        use super::{Gelu, Relu, Sigmoid, Tanh};
+        use super::{Abs, Gelu, Relu, Sigmoid, Tanh};
         use crate::op::testing::assert_fused_rule_matches;
-        // −4.5 to 4.25 in steps of 1/4: both signs, and relu's kink at exactly 0.
+        // −4.5 to 4.25 in steps of 1/4: both signs, and the kinks of relu and abs at exactly 0.
         let x = Tensor::from_fn([4, 9], |i| (i as f64 - 18.0) / 4.0);
         assert_fused_rule_matches(&Tanh, std::slice::from_ref(&x), &x.tanh());
         assert_fused_rule_matches(&Sigmoid, std::slice::from_ref(&x), &x.sigmoid());
         assert_fused_rule_matches(&Relu, std::slice::from_ref(&x), &x.relu());
         assert_fused_rule_matches(&Gelu, std::slice::from_ref(&x), &x.gelu());
+        assert_fused_rule_matches(&Abs, std::slice::from_ref(&x), &x.abs());
     }
 }
