@@ -119,6 +119,7 @@ fn main() {
     // Long dimensions are shortened in print: the first and last three entries, `...` between.
     let long = Tensor::<f64>::arange(100).reshape([10, 10]);
     show("a 10 × 10 tensor of f64", &long);
+    examples::book_output("01_print.txt", &format!("{a}\n\n{long}\n")); // the book shows these two
     // Converting between element types rounds f64 to the nearest f32.
     assert_eq!(long.cast::<f32>().at(&[9, 9]), 99.0);
 

@@ -71,6 +71,7 @@ fn main() -> std::io::Result<()> {
 
     println!("\nThe tape for a two-layer network and its loss:");
     print!("{}", tape.dump());
+    examples::book_output("02_mlp_forward_dump.txt", &tape.dump()); // the book shows this dump
     println!("loss =\n{}", loss.value());
 
     // The tape is a picture too: draw it before going on.

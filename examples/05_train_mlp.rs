@@ -201,6 +201,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("loading into a narrower model: {err}");
     assert!(err.to_string().contains("layers.0.weight has shape [16, 2], expected [8, 2]"), "{err}");
     // ANCHOR_END: load_error
+    // The book shows this message, with the file's directory (which differs from machine to
+    // machine) written as <temp>/autograd-examples.
+    let message = err.to_string().replace(&dir.display().to_string(), "<temp>/autograd-examples");
+    examples::book_output("05_load_error.txt", &format!("loading into a narrower model: {message}\n"));
 
     println!("05_train_mlp: all checks passed");
     Ok(())

@@ -224,6 +224,7 @@ impl<T: Element> Tape<T> {
         })
     }
 
+    // ANCHOR: record
     /// Records `op` applied to `inputs` with the already computed `value`.
     #[track_caller]
     pub(crate) fn record(&self, op: Rc<dyn DynOp<T>>, inputs: &[Var<'_, T>], value: Tensor<T>) -> Var<'_, T> {
@@ -249,6 +250,7 @@ impl<T: Element> Tape<T> {
             location: Location::caller(),
         })
     }
+    // ANCHOR_END: record
 
     #[track_caller]
     fn push(&self, mut node: Node<T>) -> Var<'_, T> {

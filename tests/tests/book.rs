@@ -102,3 +102,43 @@ fn a_broken_include_is_caught() {
     assert!(check(&include("../../examples/05_train_mlp.rs", Some("5:"))).is_none());
     assert!(check(&include("../../examples/05_train_mlp.rs", Some("99999:"))).is_some());
 }
+
+/// The name of every op the engine defines, read from its sources: the string an `Op::name`
+/// returns, the method name a `pointwise!` op is named after, and the name given to
+/// `binary_operator!`.
+fn engine_op_names() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../autograd/src/ops");
+    let quoted = |line: &str| -> Vec<String> { line.split('"').skip(1).step_by(2).map(str::to_string).collect() };
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("autograd/src/ops") {
+        let text = std::fs::read_to_string(entry.expect("a directory entry").path()).expect("a source file");
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let line = line.trim();
+            if line.starts_with("fn name(&self) -> &'static str {") {
+                // The name is on the next line, or two names in an `if` there.
+                names.extend(quoted(lines[i + 1]));
+            } else if line == "pointwise! {" {
+                // `    Name, method,` after the doc comment lines.
+                let decl =
+                    lines[i + 1..].iter().map(|l| l.trim()).find(|l| !l.starts_with("///")).expect("a declaration");
+                names.push(decl.split(',').nth(1).expect("Name, method,").trim().to_string());
+            } else if let Some(args) = line.strip_prefix("binary_operator!(") {
+                names.extend(quoted(args).into_iter().take(1));
+            }
+        }
+    }
+    names.retain(|n| !n.is_empty());
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn the_gradient_table_has_every_op() {
+    let names = engine_op_names();
+    assert!(names.len() > 30 && names.contains(&"exp".to_string()), "read only {names:?}");
+    let table = std::fs::read_to_string(docs().join("gradient_table.md")).expect("docs/src/gradient_table.md");
+    let missing: Vec<&String> = names.iter().filter(|n| !table.contains(&format!("| `{n}` |"))).collect();
+    assert!(missing.is_empty(), "docs/src/gradient_table.md has no row for {missing:?}");
+}

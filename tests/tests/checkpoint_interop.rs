@@ -39,6 +39,7 @@ fn tensor_names(path: &Path) -> BTreeMap<String, (Vec<usize>, safetensors::Dtype
     file.tensors().into_iter().map(|(name, view)| (name, (view.shape().to_vec(), view.dtype()))).collect()
 }
 
+// ANCHOR: from_pytorch
 #[test]
 fn pytorch_checkpoint_gives_pytorchs_eval_loss() {
     let ckpt = load(&fixture("torch_model"));
@@ -55,6 +56,7 @@ fn pytorch_checkpoint_gives_pytorchs_eval_loss() {
         "token accuracy {accuracy} vs PyTorch {want_accuracy} ({} tokens)",
         tokens
     );
+    // ANCHOR_END: from_pytorch
     // The fixture exercises what it says it does.
     let examples = read_tsv(&fixture("eval.tsv")).unwrap();
     assert_eq!(examples.len() as u64, want["examples"].as_u64().unwrap());

@@ -51,6 +51,7 @@ impl<'m, T: Element> Stepper<'m, T> {
         Stepper { model, memory: enc.memory.value(), src_mask: enc.src_mask, caches, ctx }
     }
 
+    // ANCHOR: step
     /// Log-probabilities of the next token after each row of `tgt` `(rows, t)`.
     fn next(&mut self, tgt: &[usize], shape: [usize; 2]) -> Vec<Vec<f64>> {
         // A fresh tape per step: each step's intermediate values are freed before the next.
@@ -63,6 +64,7 @@ impl<'m, T: Element> Stepper<'m, T> {
         };
         next_token_log_probs(&logits.value())
     }
+    // ANCHOR_END: step
 
     /// Keeps the sequences `rows` of the last step, in that order, as the rows of the next.
     fn select_rows(&mut self, rows: &[usize]) {
@@ -104,6 +106,7 @@ pub fn greedy_decode<T: Element>(model: &Seq2Seq<T>, sources: &[Vec<usize>], max
     let mut outputs: Vec<Vec<usize>> = vec![vec![BOS]; batch];
     let mut done = vec![false; batch];
     let mut steps = Vec::new();
+    // ANCHOR: greedy_loop
     for t in 1..=limit {
         let tgt: Vec<usize> = outputs.iter().flat_map(|o| o.iter().copied()).collect();
         let log_probs = stepper.next(&tgt, [batch, t]);
@@ -118,6 +121,7 @@ pub fn greedy_decode<T: Element>(model: &Seq2Seq<T>, sources: &[Vec<usize>], max
             break;
         }
     }
+    // ANCHOR_END: greedy_loop
     let tokens =
         outputs.into_iter().map(|o| o.into_iter().skip(1).take_while(|&t| t != EOS && t != PAD).collect()).collect();
     Decoded { tokens, steps }

@@ -136,6 +136,7 @@ impl<T: Element> Seq2Seq<T> {
         self.dropout.forward(x + p, ctx)
     }
 
+    // ANCHOR: encode_decode
     /// Runs the encoder on source ids `(batch, s)`.
     #[track_caller]
     pub fn encode<'t>(&self, tape: &'t Tape<T>, src: &[usize], shape: [usize; 2], ctx: &mut Ctx) -> Encoded<'t, T> {
@@ -170,6 +171,7 @@ impl<T: Element> Seq2Seq<T> {
         }
         self.generate(x) // (batch, t, vocab)
     }
+    // ANCHOR_END: encode_decode
 
     /// The decoder for the newest target positions only: `tgt` `(batch, t)` is the whole target
     /// so far, of which the positions not yet in `caches` (one [`DecoderCache`] per decoder

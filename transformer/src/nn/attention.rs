@@ -48,6 +48,7 @@ impl<T: Element> MultiHeadAttention<T> {
         }
     }
 
+    // ANCHOR: forward
     /// Attention of queries `x` `(batch, t_q, d)` over `memory` `(batch, t_k, d)`.
     ///
     /// `mask` is 1 where a query may not look at a key, broadcastable to
@@ -75,6 +76,7 @@ impl<T: Element> MultiHeadAttention<T> {
         let out = weights.attend(v); // (batch, t_q, d): the heads' Pₕ·Vₕ side by side
         self.out_proj.forward(out)
     }
+    // ANCHOR_END: forward
 
     // ANCHOR: forward_cached
     /// Attention for decoding one step at a time: queries `x` `(batch, t_new, d)` over keys and

@@ -147,6 +147,7 @@ impl<T: Element> DecoderLayer<T> {
         }
     }
 
+    // ANCHOR: decoder_forward
     /// `(batch, t, d) → (batch, t, d)` given the encoder output `memory` `(batch, s, d)`.
     #[track_caller]
     pub fn forward<'t>(
@@ -163,6 +164,7 @@ impl<T: Element> DecoderLayer<T> {
             .apply(x, &self.norm2, ctx, |h, ctx| self.cross_attn.forward(h, memory, Some(memory_mask), ctx));
         self.residual.apply(x, &self.norm3, ctx, |h, ctx| self.ff.forward(h, ctx))
     }
+    // ANCHOR_END: decoder_forward
 
     /// The same layer for new target positions `x` `(batch, t_new, d)`, with the keys and
     /// values of earlier positions and of `memory` taken from `cache` (and the new ones added).
@@ -187,6 +189,7 @@ impl<T: Element> DecoderLayer<T> {
     }
 }
 
+// ANCHOR: residual
 /// A residual connection around a sub-layer, with the layer norm before the sub-layer (pre-LN)
 /// or after the sum (post-LN, the paper's): the one place the two orders are written.
 #[derive(Clone, Copy, Debug)]
@@ -214,3 +217,4 @@ impl Residual {
         }
     }
 }
+// ANCHOR_END: residual

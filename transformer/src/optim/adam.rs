@@ -346,6 +346,7 @@ impl<T: Element> StepConstants<T> {
         }
     }
 
+    // ANCHOR: adam_update
     /// One element's update, in the order of PyTorch's `_single_tensor_adam`.
     #[inline]
     fn apply(&self, x: &mut T, mut g: T, s: &mut Moments<T>) {
@@ -360,6 +361,7 @@ impl<T: Element> StepConstants<T> {
         let denom = s.v.sqrt() / self.bias_correction2_sqrt + self.eps;
         *x += self.neg_step_size * s.m / denom;
     }
+    // ANCHOR_END: adam_update
 }
 
 #[cfg(test)]

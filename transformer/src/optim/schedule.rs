@@ -51,6 +51,7 @@ impl Noam {
     }
 }
 
+// ANCHOR: noam
 impl Schedule for Noam {
     fn lr(&self, step: usize) -> f64 {
         if step == 0 {
@@ -62,6 +63,7 @@ impl Schedule for Noam {
         self.factor * d_model.powf(-0.5) * shape
     }
 }
+// ANCHOR_END: noam
 
 /// Linear warm-up from 0 to `peak` over `warmup` steps, then linear decay to 0 at step `total`:
 ///
@@ -106,6 +108,7 @@ impl WarmupLinear {
     }
 }
 
+// ANCHOR: warmup_linear
 impl Schedule for WarmupLinear {
     fn lr(&self, step: usize) -> f64 {
         let peak = self.peak;
@@ -119,6 +122,7 @@ impl Schedule for WarmupLinear {
         peak * fraction
     }
 }
+// ANCHOR_END: warmup_linear
 
 /// The same learning rate at every step.
 ///
