@@ -142,3 +142,17 @@ fn the_gradient_table_has_every_op() {
     let missing: Vec<&String> = names.iter().filter(|n| !table.contains(&format!("| `{n}` |"))).collect();
     assert!(missing.is_empty(), "docs/src/gradient_table.md has no row for {missing:?}");
 }
+
+#[test]
+fn the_reference_has_every_config_field() {
+    let reference = std::fs::read_to_string(docs().join("reference.md")).expect("docs/src/reference.md");
+    let fields = |config: serde_json::Value| -> Vec<String> {
+        config.as_object().expect("a config is a JSON object").keys().cloned().collect()
+    };
+    let translator = fields(serde_json::to_value(transformer::ModelConfig::default()).unwrap());
+    let lm = fields(serde_json::to_value(transformer::lm::LmConfig::default()).unwrap());
+    assert!(translator.len() >= 14 && lm.len() >= 11, "{translator:?} {lm:?}");
+    let missing: Vec<&String> =
+        translator.iter().chain(&lm).filter(|f| !reference.contains(&format!("| `{f}` |"))).collect();
+    assert!(missing.is_empty(), "docs/src/reference.md has no row for the config fields {missing:?}");
+}

@@ -117,7 +117,13 @@ fn book_pictures_are_current() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/images");
     let write = std::env::var("AUTOGRAD_WRITE_PICTURES").is_ok_and(|v| v == "1");
     let mut stale = Vec::new();
-    for (name, svg) in [("mlp_forward", draw(mlp, false)), ("attention_head_backward", draw(attention, true))] {
+    let pictures = [
+        ("square_plus_forward", draw(square_plus, false)),
+        ("square_plus_backward", draw(square_plus, true)),
+        ("mlp_forward", draw(mlp, false)),
+        ("attention_head_backward", draw(attention, true)),
+    ];
+    for (name, svg) in pictures {
         let path = format!("{dir}/{name}.svg");
         if write {
             std::fs::write(&path, &svg).unwrap_or_else(|e| panic!("{path}: {e}"));
