@@ -16,7 +16,8 @@
 
 use autograd::rand::rngs::StdRng;
 use autograd::rand::{Rng, SeedableRng};
-use autograd::{CrossEntropyOptions, GradientProblem, Param, ParamPath, ParamStore, Tape, Tensor, Var};
+use autograd::{CrossEntropyOptions, GradientProblem, ParamStore, Tape, Tensor, Var};
+use transformer::nn::Linear; // y = x·Wᵀ + b, initialized as PyTorch's nn.Linear
 use transformer::optim::{Adam, Optimizer};
 
 /// `n` points uniform in the square [−1, 1]², their quadrant (0 to 3, counter-clockwise from
@@ -35,26 +36,6 @@ fn points(n: usize, seed: u64) -> (Tensor, Vec<usize>, Vec<usize>) {
     (Tensor::from_vec(xy, [n, 2]), quadrants, halves)
 }
 
-/// y = x·Wᵀ + b, W of shape [out, in], initialized as PyTorch's `nn.Linear`.
-struct Linear {
-    weight: Param,
-    bias: Param,
-}
-
-impl Linear {
-    fn new(mut path: ParamPath<'_, f32>, inputs: usize, outputs: usize, rng: &mut StdRng) -> Self {
-        let bound = 1.0 / (inputs as f32).sqrt();
-        let weight = path.param("weight", Tensor::rand_uniform([outputs, inputs], -bound, bound, rng));
-        let bias = path.param("bias", Tensor::rand_uniform([outputs], -bound, bound, rng));
-        Linear { weight, bias }
-    }
-
-    fn forward<'t>(&self, x: Var<'t>) -> Var<'t> {
-        let tape = x.tape();
-        x.linear(tape.param(&self.weight), Some(tape.param(&self.bias))) // (batch, in) → (batch, out)
-    }
-}
-
 // ANCHOR: model
 /// A body of two tanh layers shared by two heads: four logits for task A, two for task B.
 struct Model {
@@ -66,11 +47,11 @@ struct Model {
 impl Model {
     fn new(store: &mut ParamStore, hidden: usize, rng: &mut StdRng) -> Self {
         let body = [
-            Linear::new(store.prefix("body.0"), 2, hidden, rng),
-            Linear::new(store.prefix("body.1"), hidden, hidden, rng),
+            Linear::new(2, hidden, true, store.prefix("body.0"), rng),
+            Linear::new(hidden, hidden, true, store.prefix("body.1"), rng),
         ];
-        let head_a = Linear::new(store.prefix("head_a"), hidden, 4, rng);
-        let head_b = Linear::new(store.prefix("head_b"), hidden, 2, rng);
+        let head_a = Linear::new(hidden, 4, true, store.prefix("head_a"), rng);
+        let head_b = Linear::new(hidden, 2, true, store.prefix("head_b"), rng);
         Model { body, head_a, head_b }
     }
 
@@ -119,7 +100,7 @@ fn main() {
     // ---------------------------------------------------------------------------------------
     // Task B: the body frozen, only head B learns.
     // ---------------------------------------------------------------------------------------
-    let body_before: Vec<Tensor> = model.body.iter().flat_map(|l| [l.weight.value(), l.bias.value()]).collect();
+    let body_before: Vec<Tensor> = store.iter().filter(|p| p.name().starts_with("body.")).map(|p| p.value()).collect();
     // ANCHOR: fine_tune
     let mut adam = Adam::paper(0.05); // a fresh optimizer: nothing carried over from task A
     let mut coverage = None;
@@ -160,7 +141,7 @@ fn main() {
     // ANCHOR_END: coverage
 
     // The frozen body is untouched to the last bit; the new head learned the halves.
-    let body_after: Vec<Tensor> = model.body.iter().flat_map(|l| [l.weight.value(), l.bias.value()]).collect();
+    let body_after: Vec<Tensor> = store.iter().filter(|p| p.name().starts_with("body.")).map(|p| p.value()).collect();
     assert!(body_before.iter().zip(&body_after).all(|(a, b)| a.bit_eq(b)), "the body must not move");
     let tape = Tape::new();
     let _eval = tape.no_grad();
