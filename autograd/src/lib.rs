@@ -76,7 +76,7 @@ pub use check::{GradientOf, NonFiniteReport, Phase, catch_nonfinite};
 pub use compare::{Mismatch, allclose, largest_magnitude, max_relative_error};
 pub use element::Element;
 pub use gradcheck::{GradcheckError, GradcheckOptions, gradcheck, gradgradcheck};
-pub use kernels::{GemmKernel, ParallelRuns, gemm_kernel, parallel_runs};
+pub use kernels::{GemmKernel, KeepAwake, ParallelRuns, SPIN_IDLE, gemm_kernel, keep_workers_awake, parallel_runs};
 pub use math::Math;
 pub use memory::{MemoryReport, MemoryUse};
 pub use op::{InputGrads, Op, Vjp};

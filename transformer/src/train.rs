@@ -278,6 +278,7 @@ pub fn train_step(
     clip_norm: f64,
     ctx: &mut Ctx,
 ) -> (f64, usize, usize) {
+    let _awake = autograd::keep_workers_awake(); // a step is many short kernels: no sleeping between them
     let step = forward_backward(&Tape::new(), model, batch, label_smoothing, ctx);
     let clip = grad_clip(&step.grads, params, clip_norm);
     optimizer.step_scaled(params, &step.grads, clip.scale);
@@ -418,6 +419,7 @@ fn run(opts: &TrainOptions, data: &TrainData, checkpoint: Option<&Path>) -> Resu
     let bar = progress_bar(opts);
     bar.set_position(done as u64);
     for step in done + 1..=opts.steps {
+        let _awake = autograd::keep_workers_awake(); // as in train_step
         let micro: Vec<Batch> = (0..opts.accumulate.max(1)).map(|_| batches.next_batch()).collect();
         optimizer.set_lr(schedule.lr(step));
         let ctx_before = ctx.clone();

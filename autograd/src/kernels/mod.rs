@@ -100,6 +100,85 @@ pub(crate) fn not_run(what: &str) {
     let _ = writeln!(std::io::stderr(), "NOT RUN: {what}");
 }
 
+/// While alive, the other threads of the current rayon pool look for work without going to
+/// sleep, so the many short parallel kernels of a training step start at once instead of first
+/// waking a sleeping thread (on a virtual machine that can take tens of microseconds, longer
+/// than a small kernel). Meant to span one step: take it at the start and drop it at the end.
+///
+/// Each other thread runs one waiting job that executes whatever work appears and otherwise
+/// spins. It stops when this guard is dropped, or after [`SPIN_IDLE`] without work: so a
+/// waiting job that a thread picked up while itself waiting inside another job (which then
+/// cannot go on until it stops) holds that job back for at most that long, never forever. The
+/// cost is those threads' cores while they wait, as with OpenMP's spinning threads. Results do
+/// not change: every kernel computes the same values whichever thread runs it.
+///
+/// ```
+/// let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+/// let x = autograd::Tensor::<f32>::from_fn([1 << 18], |i| (i % 7) as f32);
+/// let (awake, plain) = pool.install(|| {
+///     let awake = {
+///         let _awake = autograd::keep_workers_awake(); // for the span of one step
+///         x.exp().sum_all().item()
+///     };
+///     (awake, x.exp().sum_all().item())
+/// });
+/// assert_eq!(awake.to_bits(), plain.to_bits()); // the same result, to the bit
+/// ```
+#[must_use = "the threads go back to sleeping when this is dropped"]
+pub struct KeepAwake {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How long a waiting thread of [`keep_workers_awake`] spins without finding work before it
+/// gives up and may sleep.
+pub const SPIN_IDLE: std::time::Duration = std::time::Duration::from_millis(1);
+
+thread_local! {
+    /// Whether this thread is already running a waiting job: a second one would never end
+    /// while the first waits for it.
+    static SPINNING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Starts a [`KeepAwake`] on the current rayon pool (the global one outside any pool).
+pub fn keep_workers_awake() -> KeepAwake {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let caller = rayon::current_thread_index();
+    for _ in 1..rayon::current_num_threads() {
+        let stop = stop.clone();
+        rayon::spawn(move || {
+            // The calling thread does its own work, and a thread already waiting does not
+            // start a second wait inside the first.
+            if (caller.is_some() && rayon::current_thread_index() == caller) || SPINNING.with(Cell::get) {
+                return;
+            }
+            SPINNING.with(|s| s.set(true));
+            let mut last_work = std::time::Instant::now();
+            let mut polls = 0u32;
+            while !stop.load(Ordering::Relaxed) && last_work.elapsed() < SPIN_IDLE {
+                if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                    last_work = std::time::Instant::now();
+                } else if polls.is_multiple_of(64) {
+                    // Now and then, let a thread that has work of its own have this core (a
+                    // pool with more threads than cores).
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
+                polls = polls.wrapping_add(1);
+            }
+            SPINNING.with(|s| s.set(false));
+        });
+    }
+    KeepAwake { stop }
+}
+
+impl Drop for KeepAwake {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Elements per parallel task. Fixed, so chunk boundaries never depend on the thread count.
 pub(crate) const CHUNK: usize = 1 << 13;
 
@@ -272,5 +351,61 @@ pub(crate) unsafe fn filled<T: Element>(n: usize, fill: impl FnOnce(&mut [MaybeU
 pub(crate) fn write_slice<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         d.write(s);
+    }
+}
+
+#[cfg(test)]
+mod keep_awake_tests {
+    use super::keep_workers_awake;
+    use crate::Tensor;
+    use rayon::prelude::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Work with parallel kernels nested inside a parallel loop (as Adam's per-parameter tasks
+    /// run parallel updates): a waiting thread may be picked up by a thread that is itself
+    /// waiting inside a job.
+    fn nested_work(round: usize) -> Vec<f32> {
+        (0..6)
+            .into_par_iter()
+            .map(|i| {
+                let x = Tensor::<f32>::from_fn([1 << 17], |j| ((j * 7 + i + round) % 13) as f32 * 0.1);
+                x.exp().sum_all().item() + x.softmax(0).sum_all().item()
+            })
+            .collect()
+    }
+
+    /// On pools with more threads than this machine has cores, many rounds of nested parallel
+    /// work under a fresh guard each finish (a watchdog aborts on a hang) and give the bits they
+    /// give without one.
+    #[test]
+    fn nested_parallel_work_finishes_and_is_unchanged() {
+        let done = Arc::new(AtomicBool::new(false));
+        let watchdog = done.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(120));
+            if !watchdog.load(Ordering::Relaxed) {
+                eprintln!("keep_workers_awake: nested parallel work hung for 120 s");
+                std::process::abort();
+            }
+        });
+        for threads in [2, 3, 5] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+            let plain: Vec<Vec<f32>> = pool.install(|| (0..20).map(nested_work).collect());
+            let awake: Vec<Vec<f32>> = pool.install(|| {
+                (0..20)
+                    .map(|round| {
+                        let _awake = keep_workers_awake();
+                        nested_work(round)
+                    })
+                    .collect()
+            });
+            let same = plain.iter().flatten().zip(awake.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{threads} threads: results changed with the threads kept awake");
+        }
+        // Outside any pool, on the global one.
+        let _awake = keep_workers_awake();
+        assert_eq!(nested_work(0).len(), 6);
+        done.store(true, Ordering::Relaxed);
     }
 }

@@ -287,6 +287,7 @@ fn run(opts: &LmTrainOptions, text: &str, checkpoint: Option<&Path>) -> Result<L
     let bar = if opts.progress { new_progress_bar(opts.steps) } else { ProgressBar::hidden() };
     bar.set_position(done as u64);
     for step in done + 1..=opts.steps {
+        let _awake = autograd::keep_workers_awake(); // a step is many short kernels: no sleeping between them
         let mut micro = Vec::with_capacity(opts.accumulate.max(1));
         for _ in 0..opts.accumulate.max(1) {
             let chunks: Vec<super::Chunk> = (0..opts.batch_size)
