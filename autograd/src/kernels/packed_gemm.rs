@@ -207,7 +207,9 @@ pub(crate) unsafe fn sgemm<K: Kernel>(
     };
     let (row_panels, col_panels) = (m.div_ceil(K::MR), n.div_ceil(K::NR));
     let threads = if parallel { rayon::current_num_threads() } else { 1 };
-    let (row_parts, col_parts) = partition(row_panels, col_panels, threads);
+    // The last column panel runs the one-vector tile when it is at most half a panel wide.
+    let narrow_last = n % K::NR != 0 && n % K::NR <= K::NR / 2;
+    let (row_parts, col_parts) = partition(row_panels, col_panels, narrow_last, threads);
     if row_parts * col_parts == 1 {
         product.block::<K>(0..row_panels, 0..col_panels);
         return;
@@ -223,11 +225,23 @@ pub(crate) unsafe fn sgemm<K: Kernel>(
 /// equal work: the factorization of `threads` whose largest block is smallest, cutting rows
 /// rather than columns when both are as even. A row cut gives each thread its own rows of A
 /// and all of B; a column cut makes every thread stream all of A, once per column panel.
-fn partition(row_panels: usize, col_panels: usize, threads: usize) -> (usize, usize) {
+///
+/// Work is counted in vector multiply-adds per step of k: a full column panel takes two
+/// vectors, and the last one half as many when it is `narrow_last` (at most half a panel wide,
+/// run by the one-vector tile). Counting it as a full panel would, for example, give a
+/// 40-column product's two column panels (32 + 8 columns) one thread each, two thirds of the
+/// work to one of them.
+fn partition(row_panels: usize, col_panels: usize, narrow_last: bool, threads: usize) -> (usize, usize) {
+    let largest = |panels: usize, parts: usize, cost: &dyn Fn(Range<usize>) -> usize| {
+        split(panels, parts).map(cost).max().unwrap_or(0)
+    };
+    let col_cost = |cols: Range<usize>| 2 * cols.len() - usize::from(narrow_last && cols.end == col_panels);
     (1..=threads)
         .filter(|&rows| threads.is_multiple_of(rows))
         .map(|rows| (rows.min(row_panels), (threads / rows).min(col_panels)))
-        .min_by_key(|&(rows, cols)| (row_panels.div_ceil(rows) * col_panels.div_ceil(cols), cols))
+        .min_by_key(|&(rows, cols)| {
+            (largest(row_panels, rows, &|r| r.len()) * largest(col_panels, cols, &col_cost), cols)
+        })
         .unwrap_or((1, 1))
 }
 
@@ -915,14 +929,20 @@ mod tests {
 
     #[test]
     fn partition_balances_the_blocks() {
-        assert_eq!(partition(171, 64, 1), (1, 1));
+        assert_eq!(partition(171, 64, false, 1), (1, 1));
         // Few row panels: the columns are cut instead.
-        assert_eq!(partition(1, 16, 2), (1, 2));
-        assert_eq!(partition(11, 1, 2), (2, 1));
+        assert_eq!(partition(1, 16, false, 2), (1, 2));
+        assert_eq!(partition(11, 1, false, 2), (2, 1));
         // 11 row panels do not halve evenly, 16 column panels do.
-        assert_eq!(partition(11, 16, 2), (1, 2));
+        assert_eq!(partition(11, 16, false, 2), (1, 2));
         // More threads than panels: never an empty block.
-        assert_eq!(partition(1, 1, 8), (1, 1));
+        assert_eq!(partition(1, 1, false, 8), (1, 1));
+        // A 40-column product on the AVX-512 kernel (a 32-column panel and an 8-column one):
+        // the narrow panel is a third of the work, so the rows are cut, not the two panels.
+        assert_eq!(partition(171, 2, true, 2), (2, 1));
+        assert_eq!(partition(171, 2, false, 2), (1, 2));
+        // Three threads over 3 row panels and 2 column panels of which one is narrow.
+        assert_eq!(partition(3, 2, true, 3), (3, 1));
         assert_eq!(split(11, 2).collect::<Vec<_>>(), vec![0..6, 6..11]);
     }
 }
