@@ -208,7 +208,7 @@ pub(crate) unsafe fn sgemm<K: Kernel>(
     let (row_panels, col_panels) = (m.div_ceil(K::MR), n.div_ceil(K::NR));
     let threads = if parallel { rayon::current_num_threads() } else { 1 };
     // The last column panel runs the one-vector tile when it is at most half a panel wide.
-    let narrow_last = n % K::NR != 0 && n % K::NR <= K::NR / 2;
+    let narrow_last = !n.is_multiple_of(K::NR) && n % K::NR <= K::NR / 2;
     let (row_parts, col_parts) = partition(row_panels, col_panels, narrow_last, threads);
     if row_parts * col_parts == 1 {
         product.block::<K>(0..row_panels, 0..col_panels);
