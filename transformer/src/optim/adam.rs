@@ -218,6 +218,13 @@ enum WeightDecay {
     Decoupled,
 }
 
+/// No weight decay (λ = 0): [`StepConstants::decay_kind`].
+const NO_DECAY: u8 = 0;
+/// λ·θ added to the gradient.
+const L2_DECAY: u8 = 1;
+/// θ multiplied by 1 − α·λ.
+const DECOUPLED_DECAY: u8 = 2;
+
 /// The running means of one element: m of the gradient, v of its square.
 #[derive(Clone, Copy, Debug)]
 struct Moments<T> {
@@ -270,8 +277,13 @@ impl<T: Element> AdamCore<T> {
         let (config, decay) = (&self.config, self.decay);
         jobs.into_par_iter().for_each(|(param, grad, state)| {
             let k = StepConstants::new(config, decay, state.step);
-            param.update(|values| {
-                update(values, grad.data(), grad_scale, &mut state.moments, |x, g, s| k.apply(x, g, s))
+            let (grad, moments) = (grad.data(), &mut state.moments);
+            // One loop per kind of decay, so that each loop's body has no branch and the
+            // compiler turns it into vector instructions.
+            param.update(|values| match k.decay_kind() {
+                NO_DECAY => update(values, grad, grad_scale, moments, |x, g, s| k.apply::<NO_DECAY>(x, g, s)),
+                L2_DECAY => update(values, grad, grad_scale, moments, |x, g, s| k.apply::<L2_DECAY>(x, g, s)),
+                _ => update(values, grad, grad_scale, moments, |x, g, s| k.apply::<DECOUPLED_DECAY>(x, g, s)),
             });
         });
     }
@@ -346,15 +358,24 @@ impl<T: Element> StepConstants<T> {
         }
     }
 
+    /// Which weight decay this step applies: [`NO_DECAY`], [`L2_DECAY`] or [`DECOUPLED_DECAY`].
+    fn decay_kind(&self) -> u8 {
+        match (self.weight_decay == T::ZERO, self.decay) {
+            (true, _) => NO_DECAY,
+            (false, WeightDecay::L2) => L2_DECAY,
+            (false, WeightDecay::Decoupled) => DECOUPLED_DECAY,
+        }
+    }
+
     // ANCHOR: adam_update
-    /// One element's update, in the order of PyTorch's `_single_tensor_adam`.
-    #[inline]
-    fn apply(&self, x: &mut T, mut g: T, s: &mut Moments<T>) {
-        if self.weight_decay != T::ZERO {
-            match self.decay {
-                WeightDecay::L2 => g += self.weight_decay * *x,
-                WeightDecay::Decoupled => *x *= self.shrink,
-            }
+    /// One element's update, in the order of PyTorch's `_single_tensor_adam`. `DECAY` is the
+    /// step's [`decay_kind`](Self::decay_kind), a constant so that a loop of updates has no branch.
+    #[inline(always)]
+    fn apply<const DECAY: u8>(&self, x: &mut T, mut g: T, s: &mut Moments<T>) {
+        match DECAY {
+            L2_DECAY => g += self.weight_decay * *x,
+            DECOUPLED_DECAY => *x *= self.shrink,
+            _ => {}
         }
         s.m += self.one_minus_beta1 * (g - s.m);
         s.v = s.v * self.beta2 + self.one_minus_beta2 * g * g;
