@@ -197,6 +197,23 @@ pub(crate) unsafe fn sgemm<K: Kernel>(
     parallel: bool,
 ) {
     debug_assert!(m > 0 && k > 0 && n > 0 && out.len() == m * n);
+    if m < n && m <= TRANSPOSE_MAX_ROWS && rsb == 1 && csb != 1 {
+        // A few rows times B read transposed: x·Wᵀ in decoding, one row per sequence. Packing
+        // B would copy all of W on every call, for a product that uses each of its elements
+        // only m times. Computed as its transpose W·xᵀ instead, W's rows are read in place as
+        // A and only x is packed. Each element is the same chain of multiply-adds, in the same
+        // order (a fused multiply-add does not care which factor is which): the same bits.
+        let mut transposed = vec![MaybeUninit::<f32>::uninit(); n * m];
+        // SAFETY: Bᵀ (n×k) and Aᵀ (k×m) are B and A read with their strides swapped: the same
+        // elements, inside the same slices; `transposed` holds n·m elements.
+        unsafe { sgemm::<K>(n, k, m, b, (csb, rsb), a, (csa, rsa), &mut transposed, parallel) };
+        for (j, column) in transposed.chunks_exact(m).enumerate() {
+            for (i, &v) in column.iter().enumerate() {
+                out[i * n + j] = v;
+            }
+        }
+        return;
+    }
     let product = Product {
         m,
         k,
@@ -220,6 +237,10 @@ pub(crate) unsafe fn sgemm<K: Kernel>(
         .collect();
     blocks.into_par_iter().for_each(|(rows, cols)| product.block::<K>(rows, cols));
 }
+
+/// At most this many rows, a product with B read transposed is computed as its transpose
+/// ([`sgemm`]). Up to a tile's width of them fit in one column panel of the transposed product.
+const TRANSPOSE_MAX_ROWS: usize = 32;
 
 /// How many parts to cut the row and the column panels into, for `threads` blocks of nearly
 /// equal work: the factorization of `threads` whose largest block is smallest, cutting rows
@@ -871,6 +892,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Products of a few rows with B read transposed, computed as their transpose, give the
+    /// bits of the direct computation: the rows of each case are also run one block of
+    /// `TRANSPOSE_MAX_ROWS + 1` rows at a time, which takes the direct path, and compared.
+    #[test]
+    fn few_rows_computed_transposed_give_the_direct_bits() {
+        for_each_kernel(|kernel, run| {
+            for (m, k, n) in [(1, 16, 40), (5, 64, 192), (32, 128, 384), (17, 300, 1000), (32, 600, 33)] {
+                let case = Case::new(m, k, n, false, true);
+                // The same rows padded with copies of row 0 up to TRANSPOSE_MAX_ROWS + 1 rows.
+                let rows = TRANSPOSE_MAX_ROWS + 1;
+                let mut tall = Case::new(rows, k, n, false, true);
+                for i in 0..rows {
+                    let from = if i < m { i } else { 0 };
+                    tall.a[i * k..(i + 1) * k].copy_from_slice(&case.a[from * k..(from + 1) * k]);
+                }
+                tall.b.clone_from(&case.b);
+                for parallel in [false, true] {
+                    let (few, direct) = (run(&case, parallel), run(&tall, parallel));
+                    let same = few.iter().zip(&direct[..m * n]).all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{kernel}: {m}x{k}x{n} computed transposed differs from the direct product");
+                }
+            }
+        });
     }
 
     #[test]
