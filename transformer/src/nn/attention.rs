@@ -102,13 +102,25 @@ impl<T: Element> MultiHeadAttention<T> {
         mask: Option<&Tensor<T>>,
         ctx: &mut Ctx,
     ) -> Var<'t, T> {
-        let (h, tape) = (self.n_heads, x.tape());
-        let q = self.project(x, 0); // (batch, t_new, d)
-        match memory {
-            None => cache.append(self.project(x, 1).value(), self.project(x, 2).value()),
-            Some(m) if cache.is_empty() => cache.append(self.project(m, 1).value(), self.project(m, 2).value()),
-            Some(_) => {}
-        }
+        let (h, d, tape) = (self.n_heads, self.d, x.tape());
+        let q = match memory {
+            None => {
+                // Q, K and V of the new positions in one product with the whole stacked weight:
+                // each column is the same sum as with that part's rows alone, and a step copies
+                // no weights (one position's projections cost about what copying them would).
+                let w = tape.param(&self.in_proj_weight);
+                let b = tape.param(&self.in_proj_bias);
+                let qkv = x.linear(w, Some(b)); // (batch, t_new, 3d)
+                cache.append(qkv.narrow(2, d, d).value(), qkv.narrow(2, 2 * d, d).value());
+                qkv.narrow(2, 0, d)
+            }
+            Some(m) => {
+                if cache.is_empty() {
+                    cache.append(self.project(m, 1).value(), self.project(m, 2).value());
+                }
+                self.project(x, 0)
+            }
+        }; // (batch, t_new, d)
         let (k, v) = cache.keys_values().expect("the cache was just filled");
         let (k, v) = (tape.constant(k), tape.constant(v)); // (batch, t_cached, d)
         let weights = q.attention_weights(k, h, mask); // (batch, h, t_new, t_cached)
