@@ -55,6 +55,14 @@ pub struct Generated<T: Element> {
     pub logits: Vec<Tensor<T>>,
 }
 
+/// From this many sequences up, the other threads are kept awake for each step
+/// ([`autograd::keep_workers_awake`]) instead of sleeping between its kernels. Measured with
+/// `transformer bench --decode` on the default LM, 2 threads, alternating runs: 32 sequences
+/// generate 23% faster with them awake, while 16 run 2% and one 6% slower. With few rows the
+/// products are a few microseconds each, and splitting them between two cores costs more than
+/// it saves; a sleeping thread mostly wakes too late to take its half.
+const KEEP_AWAKE_BATCH: usize = 32;
+
 /// Continues each prompt (ids, all of one length, without `<bos>`: it is added) by `new_tokens`
 /// tokens. With `cache`, each step runs only the newest position through the model, reading
 /// earlier keys and values from a [`crate::nn::KvCache`]; without, each step recomputes the
@@ -87,6 +95,7 @@ pub fn generate<T: Element>(
     let mut ctx = Ctx::eval();
     let mut out = Generated { tokens: vec![Vec::new(); batch], logits: Vec::new() };
     for step in 0..new_tokens {
+        let _awake = (batch >= KEEP_AWAKE_BATCH).then(autograd::keep_workers_awake);
         // A fresh tape per step, recording nothing for gradients.
         let tape = Tape::new();
         let _no_grad = tape.no_grad();
