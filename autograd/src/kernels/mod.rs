@@ -153,19 +153,25 @@ pub fn keep_workers_awake() -> KeepAwake {
                 return;
             }
             SPINNING.with(|s| s.set(true));
-            let mut last_work = std::time::Instant::now();
-            let mut polls = 0u32;
-            while !stop.load(Ordering::Relaxed) && last_work.elapsed() < SPIN_IDLE {
+            // Polls since work was last found: the clock is read only every 64 of them.
+            let (mut last_work, mut idle_polls) = (std::time::Instant::now(), 0u32);
+            while !stop.load(Ordering::Relaxed) {
                 if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                    idle_polls = 0;
+                    continue;
+                }
+                if idle_polls == 0 {
                     last_work = std::time::Instant::now();
-                } else if polls.is_multiple_of(64) {
-                    // Now and then, let a thread that has work of its own have this core (a
+                } else if idle_polls.is_multiple_of(64) {
+                    if last_work.elapsed() >= SPIN_IDLE {
+                        break;
+                    }
+                    // Let a thread that has work of its own have this core now and then (a
                     // pool with more threads than cores).
                     std::thread::yield_now();
-                } else {
-                    std::hint::spin_loop();
                 }
-                polls = polls.wrapping_add(1);
+                std::hint::spin_loop();
+                idle_polls = idle_polls.wrapping_add(1);
             }
             SPINNING.with(|s| s.set(false));
         });
