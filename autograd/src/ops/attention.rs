@@ -17,7 +17,7 @@
 //! PyTorch equivalent: `F.scaled_dot_product_attention` on `q.view(b, t, h, d_k).transpose(1, 2)`
 //! and so on, with the attention weights kept apart (it returns only the output).
 
-use super::softmax::softmax_line;
+use super::softmax::{normalize, shift_by_max};
 use crate::kernels::gemm::{View, gemm_view};
 use crate::kernels::{CHUNK, count, lanes};
 use crate::{Element, InputGrads, Math, Op, Shape, Tensor, Var, Vjp};
@@ -343,13 +343,16 @@ impl<T: Element> Tensor<T> {
         per_batch(b, &mut p, dims.flops(), |bi, p| {
             for (hh, s) in p.chunks_mut(tq * tk).enumerate() {
                 gemm_view(tq, dims.dk(), tk, dims.head(qd, tq, bi, hh), dims.head_t(kd, tk, bi, hh), s); // Qₕ·Kₕᵀ
+                // The softmax of each row, its exponentials taken over the whole head at once.
                 for (i, row) in s.chunks_mut(tk).enumerate() {
                     row.iter_mut().for_each(|x| *x *= scale);
                     if let Some(m) = &mask {
                         m.fill([bi, hh, i], row, masked);
                     }
-                    softmax_line(row);
+                    shift_by_max(row);
                 }
+                T::exp_in_place(s);
+                s.chunks_mut(tk).for_each(normalize);
             }
         });
         Tensor::from_vec(p, [b, heads, tq, tk])

@@ -110,10 +110,22 @@ fn line_max<T: Element>(line: &[T]) -> T {
 
 /// Softmax of one line; a line of all −∞ has no defined softmax and gives NaN, as in PyTorch.
 pub(crate) fn softmax_line<T: Element>(line: &mut [T]) {
+    shift_by_max(line);
+    T::exp_in_place(line);
+    normalize(line);
+}
+
+/// Subtracts the line's maximum from each value (the first step of [`softmax_line`], for a
+/// caller that exponentiates many lines at once).
+pub(crate) fn shift_by_max<T: Element>(line: &mut [T]) {
     let m = line_max(line);
     for v in line.iter_mut() {
-        *v = (*v - m).exp();
+        *v -= m;
     }
+}
+
+/// Divides the exponentials of a shifted line by their sum (the last step of [`softmax_line`]).
+pub(crate) fn normalize<T: Element>(line: &mut [T]) {
     let inv = T::ONE / lanes::sum(line);
     for v in line.iter_mut() {
         *v *= inv;
