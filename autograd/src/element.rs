@@ -274,9 +274,10 @@ impl_element!(
     crate::kernels::exp::exp_in_place
 );
 
-/// f32's own kernels: the packed AVX-512 GEMM for every product where the CPU has AVX-512,
-/// else a small-matrix kernel for small products where it has AVX2 and FMA. The choice depends
-/// only on the sizes and the CPU, never on the thread count.
+/// f32's own kernels: where the CPU has AVX-512, a small-matrix kernel for small products and
+/// the packed AVX-512 GEMM for the others; where it has AVX2 and FMA, the small-matrix kernel
+/// for small products whose B rows are contiguous and the packed AVX2 GEMM for the others. The
+/// choice depends only on the sizes, the strides and the CPU, never on the thread count.
 ///
 /// # Safety
 /// As for [`Element::fast_gemm`].
@@ -291,6 +292,19 @@ unsafe fn f32_fast_gemm(
 ) -> bool {
     use crate::kernels::{GemmKernel, gemm_kernel, packed_gemm, small_gemm};
     match gemm_kernel() {
+        // Attention's per-head products (16×16×16 in the tiny config) cost more to pack than to
+        // multiply, so the small kernel takes them, B read transposed included (it copies such
+        // a B, a few hundred values). Its AVX2 vectors hold half as many floats; on Zen 4 that
+        // costs nothing (the core splits a 512-bit operation in two), and the tiny step was 6%
+        // faster on one thread.
+        GemmKernel::Avx512 if small_gemm::takes(m, k, n) => {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a CPU with AVX-512F has AVX2 and FMA; the rest is the caller's contract.
+            unsafe {
+                small_gemm::sgemm(m, k, n, a, (rsa, csa), b, (rsb, csb), out);
+            }
+            true
+        }
         GemmKernel::Avx512 => {
             // SAFETY: the kernel was chosen because this CPU runs it; the rest is the caller's
             // contract.
@@ -300,7 +314,7 @@ unsafe fn f32_fast_gemm(
         GemmKernel::Avx2 => {
             // Small products whose B rows lie contiguous skip packing altogether; a B read
             // transposed would be copied on every call, which packing does better.
-            let small = m * n * k <= small_gemm::MAX_FLOPS && m.max(n).max(k) <= small_gemm::MAX_DIM && csb == 1;
+            let small = small_gemm::takes(m, k, n) && csb == 1;
             if small {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: as above: this CPU has AVX2 and FMA.

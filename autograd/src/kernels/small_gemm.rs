@@ -1,8 +1,9 @@
 //! A GEMM for small f32 matrices (attention's per-head products), where packing costs more
 //! than the arithmetic. B is read in place when its rows are contiguous and 16 columns wide,
 //! or copied into a small row-major buffer otherwise; A is read in place. A 4×16 register tile
-//! of AVX2 accumulators runs over k with fused multiply-adds. The AVX2 kernel choice sends it
-//! the small products whose B rows are contiguous (the packed GEMM takes the rest); each
+//! of AVX2 accumulators runs over k with fused multiply-adds. The AVX-512 kernel choice sends
+//! it every small product, the AVX2 choice the small products whose B rows are contiguous (the
+//! packed GEMM takes the rest); each
 //! output element is the same chain of fused multiply-adds over k in ascending order, whatever
 //! the thread count.
 
@@ -12,6 +13,11 @@ use std::mem::MaybeUninit;
 pub(crate) const MAX_FLOPS: usize = 1 << 17;
 /// Largest m, k or n handled here.
 pub(crate) const MAX_DIM: usize = 128;
+
+/// Whether an m×k by k×n product is small enough for this kernel.
+pub(crate) fn takes(m: usize, k: usize, n: usize) -> bool {
+    m * n * k <= MAX_FLOPS && m.max(n).max(k) <= MAX_DIM
+}
 
 /// C (m×n, row-major) = op(A) · op(B), operands given by slices and (row, column) strides of
 /// the logical matrices.
