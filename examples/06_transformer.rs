@@ -13,7 +13,7 @@ use autograd::rand::{Rng, SeedableRng, rngs::StdRng};
 use transformer::data::{Batcher, Example, Vocab};
 use transformer::nn::Ctx;
 use transformer::optim::{Adam, Optimizer, Schedule, WarmupLinear};
-use transformer::train::{exact_match, train_step};
+use transformer::train::{DEFAULT_SHARDS, StepSettings, exact_match, train_step};
 use transformer::{ModelConfig, Seq2Seq};
 
 /// Letters the words are made of: few, so that 20,000 random words cover their pairs well.
@@ -71,13 +71,14 @@ fn main() {
     let schedule = WarmupLinear::new(PEAK_LR, WARMUP, STEPS);
     let mut adam = Adam::paper(0.0); // the schedule sets the rate before every step
     let mut ctx = Ctx::train(0); // training mode, seeded (the config's dropout is 0, so nothing drops)
+    // The batch is split into two shards whose passes run side by side on the threads.
+    let settings = StepSettings { label_smoothing: LABEL_SMOOTHING, clip_norm: CLIP_NORM, shards: DEFAULT_SHARDS };
     let mut last_accuracy = 0.0;
     for step in 1..=STEPS {
         adam.set_lr(schedule.lr(step));
         let batch = batches.next_batch(); // src (64, s), tgt_in and tgt_out (64, t): ids
         // Logits (64, t, vocab), cross-entropy with label smoothing, backward, clip, Adam step.
-        let (loss, hits, counted) =
-            train_step(&model, &params, &mut adam, &batch, LABEL_SMOOTHING, CLIP_NORM, &mut ctx);
+        let (loss, hits, counted) = train_step(&model, &params, &mut adam, &batch, &settings, &mut ctx);
         last_accuracy = hits as f64 / counted as f64;
         if step % 100 == 0 {
             println!("step {step:4}: loss {loss:.3}, token accuracy {:.1}%", 100.0 * last_accuracy);

@@ -7,7 +7,7 @@ use crate::loss::sequence_loss;
 use crate::model::Seq2Seq;
 use crate::nn::Ctx;
 use crate::optim::Adam;
-use crate::train::train_step;
+use crate::train::{StepSettings, train_step};
 use autograd::{MemoryReport, ParamStore, Tape};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
@@ -42,14 +42,22 @@ fn setup(
 
 /// Times `steps` training steps (after 3 warm-up steps) of a model built from `cfg` on random
 /// token ids, with dropout as configured and Adam.
-pub fn run(cfg: &ModelConfig, batch_size: usize, src_len: usize, tgt_len: usize, steps: usize) -> BenchResult {
+pub fn run(
+    cfg: &ModelConfig,
+    batch_size: usize,
+    src_len: usize,
+    tgt_len: usize,
+    steps: usize,
+    shards: usize,
+) -> BenchResult {
     let (model, params, batch) = setup(cfg, batch_size, src_len, tgt_len);
+    let settings = StepSettings { shards, ..StepSettings::default() };
     let mut optimizer = Adam::paper(1e-4);
     let mut ctx = Ctx::train(0);
     let mut times: Vec<f64> = (0..steps + 3)
         .map(|_| {
             let start = Instant::now();
-            train_step(&model, &params, &mut optimizer, &batch, 0.1, 1.0, &mut ctx);
+            train_step(&model, &params, &mut optimizer, &batch, &settings, &mut ctx);
             start.elapsed().as_secs_f64()
         })
         .skip(3)

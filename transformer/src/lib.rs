@@ -39,7 +39,8 @@
 //! println!("fn {}", vocab.decode(&out.tokens[0]));
 //! ```
 //!
-//! One training step of the translator, the way [`train::train_step`] does it:
+//! One training step of the translator, the way [`train::train_step`] does it (which also
+//! splits the batch into shards that run side by side, see [`train::run_shards`]):
 //!
 //! ```
 //! use autograd::{ParamStore, Tape};

@@ -132,6 +132,9 @@ enum Command {
         /// Also print to stderr what one step's tape holds in memory, by op and by source line.
         #[arg(long)]
         memory: bool,
+        /// Shards each step splits its batch into, run side by side on the threads (as train's --shards)
+        #[arg(long, default_value_t = transformer::train::DEFAULT_SHARDS, conflicts_with = "decode")]
+        shards: usize,
     },
     /// Train, evaluate and sample a decoder-only character language model.
     Lm {
@@ -232,6 +235,11 @@ struct Knobs {
     /// Micro-batches per optimizer step, their gradients combined as one batch N times larger [default: 1]
     #[arg(long, allow_negative_numbers = true)]
     accumulate: Option<usize>,
+    /// Shards each batch is split into, their forward and backward passes run side by side on
+    /// the threads; the gradient is the batch's up to rounding, and the same on any number of
+    /// threads [default: 2]
+    #[arg(long, allow_negative_numbers = true)]
+    shards: Option<usize>,
     /// Decoupled weight decay (AdamW) at or above 0; for train, 0 means Adam [default: 0 / 0.01]
     #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
@@ -259,7 +267,7 @@ struct Knobs {
 }
 
 /// The flags `--resume` refuses: a resumed run keeps the settings it was started with.
-const RESUME_CONFLICTS: [&str; 19] = [
+const RESUME_CONFLICTS: [&str; 20] = [
     "eval_every",
     "task",
     "data",
@@ -272,6 +280,7 @@ const RESUME_CONFLICTS: [&str; 19] = [
     "warmup",
     "schedule",
     "accumulate",
+    "shards",
     "weight_decay",
     "label_smoothing",
     "clip_norm",
@@ -281,7 +290,7 @@ const RESUME_CONFLICTS: [&str; 19] = [
     "save_every",
 ];
 /// As [`RESUME_CONFLICTS`], for `lm train`.
-const LM_RESUME_CONFLICTS: [&str; 18] = [
+const LM_RESUME_CONFLICTS: [&str; 19] = [
     "eval_every",
     "text",
     "config",
@@ -293,6 +302,7 @@ const LM_RESUME_CONFLICTS: [&str; 18] = [
     "warmup",
     "schedule",
     "accumulate",
+    "shards",
     "weight_decay",
     "label_smoothing",
     "clip_norm",
@@ -313,6 +323,7 @@ macro_rules! with_knobs {
             warmup: from.warmup,
             schedule: from.schedule,
             accumulate: from.accumulate,
+            shards: from.shards,
             weight_decay: from.weight_decay,
             label_smoothing: from.label_smoothing,
             clip_norm: from.clip_norm,
@@ -331,6 +342,7 @@ struct Settings {
     warmup: usize,
     schedule: ScheduleKind,
     accumulate: usize,
+    shards: usize,
     weight_decay: f64,
     label_smoothing: f64,
     clip_norm: f64,
@@ -355,6 +367,7 @@ impl Knobs {
             warmup: self.warmup.unwrap_or(defaults.warmup),
             schedule,
             accumulate: self.accumulate.unwrap_or(defaults.accumulate),
+            shards: self.shards.unwrap_or(defaults.shards),
             weight_decay: self.weight_decay.unwrap_or(defaults.weight_decay),
             label_smoothing: self.label_smoothing.unwrap_or(defaults.label_smoothing),
             clip_norm: self.clip_norm.unwrap_or(defaults.clip_norm),
@@ -373,6 +386,7 @@ impl Knobs {
                 format!("must be in 1..={MAX_ACCUMULATE}, found {}", s.accumulate),
             ));
         }
+        check_shards(s.shards)?;
         if !(s.weight_decay.is_finite() && s.weight_decay >= 0.0) {
             return Err(Error::flag(
                 "--weight-decay",
@@ -462,6 +476,18 @@ fn one_line(e: &clap::Error) -> String {
 /// Runs `f` inside a rayon pool of `threads` workers (all cores by default). Running the work on
 /// a pool thread, rather than handing each parallel kernel over from the main thread, keeps
 /// small kernels from paying a thread wake-up each.
+/// `--shards`: from 1 to [`MAX_SHARDS`].
+fn check_shards(shards: usize) -> Result<()> {
+    if (1..=MAX_SHARDS).contains(&shards) {
+        Ok(())
+    } else {
+        Err(Error::flag("--shards", format!("must be in 1..={MAX_SHARDS}, found {shards}")))
+    }
+}
+
+/// The most shards `--shards` may split a batch into.
+const MAX_SHARDS: usize = 1024;
+
 /// The most micro-batches `--accumulate` may combine into one step.
 const MAX_ACCUMULATE: usize = 1024;
 
@@ -593,7 +619,7 @@ fn run(command: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Bench { config, batch_size, src_len, tgt_len, decode, steps, threads, memory } => {
+        Command::Bench { config, batch_size, src_len, tgt_len, decode, steps, threads, memory, shards } => {
             in_pool(threads, || {
                 if decode {
                     return bench_decode(&config, batch_size.as_deref(), tgt_len, steps);
@@ -629,7 +655,8 @@ fn run(command: Command) -> Result<()> {
                         ),
                     ));
                 }
-                let r = transformer::bench::run(&cfg, batch_size, src_len, tgt_len, steps);
+                check_shards(shards)?;
+                let r = transformer::bench::run(&cfg, batch_size, src_len, tgt_len, steps, shards);
                 println!(
                     "{}",
                     serde_json::json!({ "ms_per_step": r.ms_per_step, "tokens_per_s": r.tokens_per_s, "params": r.params })

@@ -51,6 +51,10 @@ pub struct TrainOptions {
     /// Micro-batches per optimizer step: their gradients are combined into the gradient of one
     /// batch `accumulate` times larger (see [`accumulate`]).
     pub accumulate: usize,
+    /// Shards each batch is split into, their passes run side by side on the thread pool (see
+    /// [`run_shards`]). A checkpoint written before this setting existed ran one.
+    #[serde(default = "one_shard")]
+    pub shards: usize,
     /// Decoupled weight decay λ: above 0 the optimizer is AdamW, at 0 Adam.
     pub weight_decay: f64,
     /// Adam's β1, the decay of its running mean of gradients.
@@ -94,6 +98,7 @@ impl Default for TrainOptions {
             schedule: ScheduleKind::Linear,
             weight_decay: 0.0,
             accumulate: 1,
+            shards: DEFAULT_SHARDS,
             beta1: 0.9,
             beta2: 0.98,
             log_every: 50,
@@ -229,6 +234,52 @@ pub fn forward_backward(
     StepGradients { loss: loss.value().item() as f64, hits, counted, grads }
 }
 
+/// Shards a training step splits its batch into by default: two, whatever the number of
+/// threads, so that a run gives the same bits on any machine (see [`run_shards`]).
+pub const DEFAULT_SHARDS: usize = 2;
+
+/// What the `shards` setting of a checkpoint written before it existed was.
+pub(crate) fn one_shard() -> usize {
+    1
+}
+
+/// Runs `pass(rows, ctx)` on each of `shards` consecutive ranges of a batch's `rows`, side by
+/// side on the thread pool, and returns the results in order.
+///
+/// A small model's step is many short kernels, too short to be worth splitting between threads
+/// one by one: the threads then spend much of the step handing work over and waiting. Split into
+/// shards whose forward and backward passes run whole on different threads, the same step keeps
+/// every thread busy. Each shard is recorded on its own tape; [`accumulate`] combines their
+/// gradients into the batch's, which equals the unsplit pass's up to float rounding.
+///
+/// The ranges are as equal as can be (the first `rows % shards` one row longer); fewer shards
+/// than asked are used when there are fewer rows. With one shard, `pass` gets `ctx` itself, so
+/// the step is exactly the unsplit one. With more, each shard draws dropout from a generator of
+/// its own, seeded in shard order from `ctx`'s: the result depends on the number of shards but
+/// never on the number of threads, which only decides how many shards run at once.
+pub fn run_shards<R: Send>(
+    rows: usize,
+    shards: usize,
+    ctx: &mut Ctx,
+    pass: impl Fn(std::ops::Range<usize>, &mut Ctx) -> R + Sync,
+) -> Vec<R> {
+    use rand::RngCore;
+    use rayon::prelude::*;
+    let n = shards.clamp(1, rows.max(1));
+    if n == 1 {
+        return vec![pass(0..rows, ctx)];
+    }
+    let mut parts: Vec<(std::ops::Range<usize>, Ctx)> = (0..n)
+        .map(|i| {
+            let start = i * (rows / n) + i.min(rows % n);
+            let len = rows / n + usize::from(i < rows % n);
+            let rng = rand_chacha::ChaCha12Rng::seed_from_u64(ctx.rng.next_u64());
+            (start..start + len, Ctx { training: ctx.training, rng })
+        })
+        .collect();
+    parts.par_iter_mut().with_max_len(1).map(|(range, ctx)| pass(range.clone(), ctx)).collect()
+}
+
 /// The gradients of several micro-batches combined into those of the one batch they make up:
 /// each micro-batch's mean loss and gradient weighted by its share of the counted (non-pad)
 /// target tokens, so the result equals, up to float rounding, one forward and backward pass
@@ -267,6 +318,40 @@ pub fn accumulate(micro: Vec<StepGradients>, params: &ParamStore<f32>) -> StepGr
     StepGradients { loss, hits, counted: counted_all, grads }
 }
 
+/// How [`train_step`] turns a batch into an update, besides the optimizer.
+#[derive(Clone, Copy, Debug)]
+pub struct StepSettings {
+    /// ε of label smoothing in the loss.
+    pub label_smoothing: f64,
+    /// Gradients are scaled down to this global norm when larger.
+    pub clip_norm: f64,
+    /// Shards the batch is split into (see [`run_shards`]).
+    pub shards: usize,
+}
+
+impl Default for StepSettings {
+    /// [`TrainOptions`]' defaults: label smoothing 0.1, clipping at 1, [`DEFAULT_SHARDS`].
+    fn default() -> Self {
+        StepSettings { label_smoothing: 0.1, clip_norm: 1.0, shards: DEFAULT_SHARDS }
+    }
+}
+
+/// The forward and backward passes of `batch` in `shards` shards (see [`run_shards`]), their
+/// gradients combined into the batch's.
+pub fn sharded_forward_backward(
+    model: &Seq2Seq<f32>,
+    params: &ParamStore<f32>,
+    batch: &Batch,
+    label_smoothing: f64,
+    shards: usize,
+    ctx: &mut Ctx,
+) -> StepGradients {
+    let parts = run_shards(batch.batch_size, shards, ctx, |rows, ctx| {
+        forward_backward(&Tape::new(), model, &batch.rows(rows), label_smoothing, ctx)
+    });
+    accumulate(parts, params)
+}
+
 /// Runs one training step (forward, loss, backward, clipping, optimizer) and returns
 /// (loss, correct, counted).
 pub fn train_step(
@@ -274,13 +359,12 @@ pub fn train_step(
     params: &ParamStore<f32>,
     optimizer: &mut dyn Optimizer,
     batch: &Batch,
-    label_smoothing: f64,
-    clip_norm: f64,
+    settings: &StepSettings,
     ctx: &mut Ctx,
 ) -> (f64, usize, usize) {
     let _awake = autograd::keep_workers_awake(); // a step is many short kernels: no sleeping between them
-    let step = forward_backward(&Tape::new(), model, batch, label_smoothing, ctx);
-    let clip = grad_clip(&step.grads, params, clip_norm);
+    let step = sharded_forward_backward(model, params, batch, settings.label_smoothing, settings.shards, ctx);
+    let clip = grad_clip(&step.grads, params, settings.clip_norm);
     optimizer.step_scaled(params, &step.grads, clip.scale);
     (step.loss, step.hits, step.counted)
 }
@@ -294,13 +378,15 @@ pub fn coverage_warning(grads: &Gradients<f32>, params: &ParamStore<f32>) -> Opt
 
 /// Re-runs a step whose loss or gradients were not finite with the finite-value check on, and
 /// says where the first NaN or infinity came from.
-fn diagnose(model: &Seq2Seq<f32>, micro: &[Batch], label_smoothing: f64, mut ctx: Ctx) -> String {
+/// Each micro-batch is split into the step's shards again, so the dropout masks are the step's.
+fn diagnose(model: &Seq2Seq<f32>, micro: &[Batch], label_smoothing: f64, shards: usize, mut ctx: Ctx) -> String {
     for batch in micro {
-        let tape = Tape::new();
-        tape.set_check_finite(true);
-        if let Err(report) =
-            autograd::catch_nonfinite(|| forward_backward(&tape, model, batch, label_smoothing, &mut ctx))
-        {
+        let reports = run_shards(batch.batch_size, shards, &mut ctx, |rows, ctx| {
+            let tape = Tape::new();
+            tape.set_check_finite(true);
+            autograd::catch_nonfinite(|| forward_backward(&tape, model, &batch.rows(rows), label_smoothing, ctx)).err()
+        });
+        if let Some(report) = reports.into_iter().flatten().next() {
             return report.to_string();
         }
     }
@@ -423,14 +509,20 @@ fn run(opts: &TrainOptions, data: &TrainData, checkpoint: Option<&Path>) -> Resu
         let micro: Vec<Batch> = (0..opts.accumulate.max(1)).map(|_| batches.next_batch()).collect();
         optimizer.set_lr(schedule.lr(step));
         let ctx_before = ctx.clone();
-        let parts =
-            micro.iter().map(|b| forward_backward(&Tape::new(), &model, b, opts.label_smoothing, &mut ctx)).collect();
+        let parts = micro
+            .iter()
+            .flat_map(|b| {
+                run_shards(b.batch_size, opts.shards, &mut ctx, |rows, ctx| {
+                    forward_backward(&Tape::new(), &model, &b.rows(rows), opts.label_smoothing, ctx)
+                })
+            })
+            .collect();
         let StepGradients { loss, hits, counted, grads } = accumulate(parts, &params);
         let clip = grad_clip(&grads, &params, opts.clip_norm);
         if !loss.is_finite() || !clip.total_norm.is_finite() {
             // Nothing of this step is applied: the parameters are still the last good ones.
             bar.finish_and_clear();
-            let report = diagnose(&model, &micro, opts.label_smoothing, ctx_before);
+            let report = diagnose(&model, &micro, opts.label_smoothing, opts.shards, ctx_before);
             let saved = opts.out.join("model");
             Checkpoint::save(&saved, &model, &params, &vocab)?;
             return Err(Error::run_failed(format!(
@@ -541,36 +633,86 @@ pub fn plot_loss(path: &Path, curve: &[(usize, f64)]) -> std::result::Result<(),
 mod tests {
     use super::{ScheduleKind, coverage_warning};
 
-    /// Two micro-batches accumulated give the loss and gradients of the batch they make up.
-    #[test]
-    fn accumulated_micro_batches_equal_one_large_batch() {
-        use super::{accumulate, forward_backward};
-        use crate::data::{Batch, Example, Vocab};
-        use crate::nn::Ctx;
-        use crate::{ModelConfig, Seq2Seq};
-        let examples: Vec<Example> = ["ab", "hello", "x", "reverse me", "tape", "qz"]
-            .iter()
-            .map(|s| Example::new(*s, s.chars().rev().collect::<String>()))
-            .collect();
+    use super::{StepGradients, accumulate, forward_backward, run_shards, sharded_forward_backward};
+    use crate::data::{Batch, Example, Vocab};
+    use crate::nn::Ctx;
+    use crate::{ModelConfig, Seq2Seq};
+
+    /// A small model and a batch of words to reverse.
+    fn reversal(words: &[&str]) -> (Vec<Example>, Vocab, ParamStore<f32>, Seq2Seq<f32>) {
+        let examples: Vec<Example> =
+            words.iter().map(|s| Example::new(*s, s.chars().rev().collect::<String>())).collect();
         let vocab = Vocab::from_examples(&examples);
         let cfg = ModelConfig { vocab_size: vocab.len(), d_model: 16, n_heads: 2, d_ff: 32, ..ModelConfig::default() };
         let mut params = ParamStore::<f32>::new();
         let model = Seq2Seq::new(&cfg, &mut params, &mut rand::rngs::StdRng::seed_from_u64(1));
+        (examples, vocab, params, model)
+    }
+
+    /// `got` has `want`'s counts, and its loss and gradients up to float rounding.
+    fn assert_same_step(got: &StepGradients, want: &StepGradients, params: &ParamStore<f32>, what: &str) {
+        assert_eq!((got.counted, got.hits), (want.counted, want.hits), "{what}");
+        assert!((got.loss - want.loss).abs() <= 1e-6 * want.loss, "{what}: {} vs {}", got.loss, want.loss);
+        for p in params.iter() {
+            let (a, b) = (got.grads.param(p).unwrap(), want.grads.param(p).unwrap());
+            let scale = autograd::largest_magnitude(b).max(1e-30);
+            let worst = autograd::max_relative_error(a, b, scale);
+            assert!(worst.is_none_or(|w| w.error <= 1e-5), "{what}, {}: {worst:?}", p.name());
+        }
+    }
+
+    /// Two micro-batches accumulated give the loss and gradients of the batch they make up.
+    #[test]
+    fn accumulated_micro_batches_equal_one_large_batch() {
+        let (examples, vocab, params, model) = reversal(&["ab", "hello", "x", "reverse me", "tape", "qz"]);
         let run = |batch: &Batch| forward_backward(&Tape::new(), &model, batch, 0.1, &mut Ctx::train(0));
         let whole = run(&Batch::from_examples(&examples, &vocab));
         let parts = vec![
             run(&Batch::from_examples(&examples[..2], &vocab)),
             run(&Batch::from_examples(&examples[2..], &vocab)),
         ];
-        let summed = accumulate(parts, &params);
-        assert_eq!((summed.counted, summed.hits), (whole.counted, whole.hits));
-        assert!((summed.loss - whole.loss).abs() <= 1e-6 * whole.loss, "{} vs {}", summed.loss, whole.loss);
-        for p in params.iter() {
-            let (a, b) = (summed.grads.param(p).unwrap(), whole.grads.param(p).unwrap());
-            let scale = autograd::largest_magnitude(b).max(1e-30);
-            let worst = autograd::max_relative_error(a, b, scale);
-            assert!(worst.is_none_or(|w| w.error <= 1e-5), "{}: {worst:?}", p.name());
+        assert_same_step(&accumulate(parts, &params), &whole, &params, "two micro-batches");
+    }
+
+    /// A batch split into shards gives the unsplit batch's loss and gradients: the same bits
+    /// with one shard, up to rounding with more, including more shards than rows and uneven
+    /// ones. And the shards are the batch's rows in order, with their lengths.
+    #[test]
+    fn sharded_passes_equal_the_unsplit_one() {
+        let (examples, vocab, params, model) = reversal(&["ab", "hello", "x", "reverse me", "tape", "qz", "shard"]);
+        let batch = Batch::from_examples(&examples, &vocab);
+        let whole = forward_backward(&Tape::new(), &model, &batch, 0.1, &mut Ctx::train(0));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("thread pool");
+        for shards in [1, 2, 3, 7, 50] {
+            let split =
+                pool.install(|| sharded_forward_backward(&model, &params, &batch, 0.1, shards, &mut Ctx::train(0)));
+            assert_same_step(&split, &whole, &params, &format!("{shards} shards"));
+            if shards == 1 {
+                assert_eq!(split.loss.to_bits(), whole.loss.to_bits());
+                for p in params.iter() {
+                    let same = split.grads.param(p).unwrap().bit_eq(whole.grads.param(p).unwrap());
+                    assert!(same, "{}: one shard is not the unsplit pass", p.name());
+                }
+            }
         }
+        let ranges = run_shards(7, 3, &mut Ctx::train(0), |rows, _| rows);
+        assert_eq!(ranges, [0..3, 3..5, 5..7]);
+        assert_eq!(run_shards(2, 5, &mut Ctx::train(0), |rows, _| rows), [0..1, 1..2]);
+        assert_eq!(run_shards(0, 2, &mut Ctx::train(0), |rows, _| rows.len()), [0]);
+        let third = batch.rows(5..7);
+        assert_eq!((third.batch_size, third.src_len, third.tgt_len), (2, batch.src_len, batch.tgt_len));
+        assert_eq!(third.src_row(1), batch.src_row(6));
+        assert_eq!(third.tgt_out_row(0), batch.tgt_out_row(5));
+    }
+
+    /// A run's settings saved before `shards` existed resume with the one shard it ran.
+    #[test]
+    fn settings_saved_without_shards_ran_one() {
+        use super::{DEFAULT_SHARDS, TrainOptions};
+        let mut saved = serde_json::to_value(TrainOptions::default()).unwrap();
+        assert_eq!(saved["shards"], DEFAULT_SHARDS);
+        saved.as_object_mut().unwrap().remove("shards");
+        assert_eq!(serde_json::from_value::<TrainOptions>(saved).unwrap().shards, 1);
     }
 
     #[test]

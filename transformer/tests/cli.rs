@@ -384,6 +384,8 @@ fn train_flags_out_of_range_are_named() {
         ("--schedule", "cosine", "linear, noam or constant"),
         ("--weight-decay", "-1", ">= 0"),
         ("--accumulate", "0", "1..=1024"),
+        ("--shards", "0", "1..=1024"),
+        ("--shards", "1025", "1..=1024"),
     ] {
         fails_cleanly(tmp.path(), &["train", "--steps", "1", flag, value], None, &[flag, range]);
     }
@@ -421,7 +423,7 @@ fn train_takes_every_optimizer_and_loss_flag() {
     ];
     succeeds(tmp.path(), &args, None);
     for (schedule, decay) in [("noam", "0.01"), ("constant", "0")] {
-        let more = ["--schedule", schedule, "--weight-decay", decay, "--accumulate", "2"];
+        let more = ["--schedule", schedule, "--weight-decay", decay, "--accumulate", "2", "--shards", "1"];
         succeeds(tmp.path(), &[&args[..], &more[..]].concat(), None);
         let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
         let first: Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
@@ -575,6 +577,12 @@ fn bench_prints_one_json_object() {
             let implied = 4.0 * 8.0 * 1000.0 / ms;
             assert!((tokens_per_s / implied - 1.0).abs() < 0.1, "{tokens_per_s} tokens/s vs {ms} ms per step");
         }
+        // Any number of shards, more than the batch's rows too, times the same step.
+        for shards in ["1", "3", "9"] {
+            let stdout = succeeds(tmp.path(), &[&args[..], &["--shards", shards]].concat(), None);
+            assert_eq!(one_json_object(&stdout)["params"].as_u64(), Some(expected_params), "{stdout}");
+        }
+        fails_cleanly(tmp.path(), &[&args[..], &["--shards", "0"]].concat(), None, &["--shards", "1..=1024"]);
     }
 }
 
@@ -1117,6 +1125,7 @@ fn lm_train_takes_every_knob_train_takes_and_names_bad_ones() {
         ("--beta2", "1", "[0, 1)"),
         ("--dropout", "-0.5", "[0, 1)"),
         ("--accumulate", "0", "1..=1024"),
+        ("--shards", "0", "1..=1024"),
         ("--schedule", "cosine", "linear, noam or constant"),
         ("--clip-norm", "-1", "above 0"),
         ("--lr", "0", "above 0"),
@@ -1143,6 +1152,8 @@ fn lm_train_takes_every_knob_train_takes_and_names_bad_ones() {
         "0.95",
         "--accumulate",
         "2",
+        "--shards",
+        "3",
         "--eval-every",
         "2",
         "--save-every",
@@ -1157,6 +1168,7 @@ fn lm_train_takes_every_knob_train_takes_and_names_bad_ones() {
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("checkpoint/state.json")).unwrap()).unwrap();
     assert_eq!(state["run"]["accumulate"], json!(2));
+    assert_eq!(state["run"]["shards"], json!(3));
     assert_eq!(state["run"]["schedule"], json!("noam"));
     assert_eq!(state["progress"]["complete"], json!(true));
 }

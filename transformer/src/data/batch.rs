@@ -107,6 +107,22 @@ impl Batch {
         self.tgt_out.iter().filter(|&&id| id != PAD).count()
     }
 
+    /// The examples of `rows`, as a batch of their own with the same padded lengths.
+    ///
+    /// # Panics
+    /// If `rows` reaches past the batch.
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Batch {
+        let (src_len, tgt_len) = (self.src_len, self.tgt_len);
+        Batch {
+            batch_size: rows.len(),
+            src_len,
+            tgt_len,
+            src: self.src[rows.start * src_len..rows.end * src_len].to_vec(),
+            tgt_in: self.tgt_in[rows.start * tgt_len..rows.end * tgt_len].to_vec(),
+            tgt_out: self.tgt_out[rows.start * tgt_len..rows.end * tgt_len].to_vec(),
+        }
+    }
+
     /// Row `b` of [`Batch::src`].
     pub fn src_row(&self, b: usize) -> &[usize] {
         &self.src[b * self.src_len..][..self.src_len]

@@ -11,7 +11,10 @@ use crate::session::{
     CHECKPOINT_DIR, Resumed, RngState, Session, State, checkpoint_files, find_checkpoint, fingerprint, resume_from,
     stored_run, write_dir_atomically,
 };
-use crate::train::{ScheduleKind, StepGradients, accumulate, metrics_line, new_progress_bar, plot_loss, stopped};
+use crate::train::{
+    DEFAULT_SHARDS, ScheduleKind, StepGradients, accumulate, metrics_line, new_progress_bar, one_shard, plot_loss,
+    run_shards, stopped,
+};
 use crate::{Error, Result};
 use autograd::{ParamStore, Tape};
 use indicatif::ProgressBar;
@@ -56,6 +59,10 @@ pub struct LmTrainOptions {
     pub clip_norm: f64,
     /// Micro-batches per optimizer step, combined as one batch `accumulate` times larger.
     pub accumulate: usize,
+    /// Shards each batch is split into, run side by side on the thread pool (see
+    /// [`crate::train::run_shards`]). A checkpoint written before this setting existed ran one.
+    #[serde(default = "one_shard")]
+    pub shards: usize,
     /// The share of the text held out for the final evaluation: its last characters.
     pub held_out_fraction: f64,
     /// Steps between lines of `metrics.jsonl`.
@@ -95,6 +102,7 @@ impl Default for LmTrainOptions {
             beta2: 0.99,
             clip_norm: 1.0,
             accumulate: 1,
+            shards: DEFAULT_SHARDS,
             held_out_fraction: 0.1,
             log_every: 50,
             save_every: 0,
@@ -296,13 +304,15 @@ fn run(opts: &LmTrainOptions, text: &str, checkpoint: Option<&Path>) -> Result<L
                     super::Chunk::new(&train_ids[offset..offset + cfg.max_len])
                 })
                 .collect();
-            let (inputs, targets, shape) = batch(&chunks);
-            let tape = Tape::new();
-            let logits = model.forward(&tape, &inputs, shape, &mut ctx); // (batch, max_len, vocab)
-            let loss = sequence_loss(logits, &targets, opts.label_smoothing);
-            let (hits, counted) = token_hits(&logits.value(), &targets);
-            let value = f64::from(loss.value().item());
-            micro.push(StepGradients { loss: value, hits, counted, grads: loss.backward() });
+            micro.extend(run_shards(chunks.len(), opts.shards, &mut ctx, |rows, ctx| {
+                let (inputs, targets, shape) = batch(&chunks[rows]);
+                let tape = Tape::new();
+                let logits = model.forward(&tape, &inputs, shape, ctx); // (batch, max_len, vocab)
+                let loss = sequence_loss(logits, &targets, opts.label_smoothing);
+                let (hits, counted) = token_hits(&logits.value(), &targets);
+                let value = f64::from(loss.value().item());
+                StepGradients { loss: value, hits, counted, grads: loss.backward() }
+            }));
         }
         let StepGradients { loss, hits, counted, grads } = accumulate(micro, &params);
         let clip = grad_clip(&grads, &params, opts.clip_norm);

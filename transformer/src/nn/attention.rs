@@ -10,7 +10,6 @@
 use super::{Ctx, Dropout, Linear};
 use autograd::{Element, Param, ParamPath, Tensor, Var};
 use rand::Rng;
-use std::cell::RefCell;
 
 /// Multi-head attention with a saved copy of its last attention weights.
 pub struct MultiHeadAttention<T: Element = f32> {
@@ -23,7 +22,7 @@ pub struct MultiHeadAttention<T: Element = f32> {
     n_heads: usize,
     d: usize,
     dropout: Dropout,
-    last_weights: RefCell<Option<Tensor<T>>>,
+    last_weights: std::sync::Mutex<Option<Tensor<T>>>,
 }
 
 crate::nn::impl_module!(MultiHeadAttention { param in_proj_weight, param in_proj_bias, module out_proj });
@@ -44,7 +43,7 @@ impl<T: Element> MultiHeadAttention<T> {
             n_heads,
             d,
             dropout: Dropout { p: dropout },
-            last_weights: RefCell::new(None),
+            last_weights: std::sync::Mutex::new(None),
         }
     }
 
@@ -70,7 +69,7 @@ impl<T: Element> MultiHeadAttention<T> {
         if !ctx.training {
             // Kept for reading back (translate draws them); not while training, where they would
             // hold a step's weights in memory until the next.
-            *self.last_weights.borrow_mut() = Some(weights.value());
+            *self.last_weights.lock().unwrap() = Some(weights.value());
         }
         let weights = self.dropout.forward(weights, ctx);
         let out = weights.attend(v); // (batch, t_q, d): the heads' Pₕ·Vₕ side by side
@@ -126,7 +125,7 @@ impl<T: Element> MultiHeadAttention<T> {
         let weights = q.attention_weights(k, h, mask); // (batch, h, t_new, t_cached)
         if !ctx.training {
             // The newest positions' weights, for reading back as `forward` keeps them.
-            *self.last_weights.borrow_mut() = Some(weights.value());
+            *self.last_weights.lock().unwrap() = Some(weights.value());
         }
         let weights = self.dropout.forward(weights, ctx);
         self.out_proj.forward(weights.attend(v)) // (batch, t_new, d)
@@ -147,7 +146,7 @@ impl<T: Element> MultiHeadAttention<T> {
     /// The attention weights of the last forward pass in evaluation mode (`ctx.training` false),
     /// `(batch, heads, t_q, t_k)`.
     pub fn last_weights(&self) -> Option<Tensor<T>> {
-        self.last_weights.borrow().clone()
+        self.last_weights.lock().unwrap().clone()
     }
 }
 
