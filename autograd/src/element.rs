@@ -274,10 +274,10 @@ impl_element!(
     crate::kernels::exp::exp_in_place
 );
 
-/// f32's own kernels: where the CPU has AVX-512, a small-matrix kernel for small products and
-/// the packed AVX-512 GEMM for the others; where it has AVX2 and FMA, the small-matrix kernel
-/// for small products whose B rows are contiguous and the packed AVX2 GEMM for the others. The
-/// choice depends only on the sizes, the strides and the CPU, never on the thread count.
+/// f32's own kernels: where the CPU has AVX2 and FMA (and so where it has AVX-512), a
+/// small-matrix kernel for small products whose B rows are contiguous, and the packed GEMM of
+/// the chosen kernel for the others. The choice depends only on the sizes, the strides and
+/// the CPU, never on the thread count.
 ///
 /// # Safety
 /// As for [`Element::fast_gemm`].
@@ -291,20 +291,23 @@ unsafe fn f32_fast_gemm(
     parallel: bool,
 ) -> bool {
     use crate::kernels::{GemmKernel, gemm_kernel, packed_gemm, small_gemm};
-    match gemm_kernel() {
-        // Attention's per-head products (16×16×16 in the tiny config) cost more to pack than to
-        // multiply, so the small kernel takes them, B read transposed included (it copies such
-        // a B, a few hundred values). Its AVX2 vectors hold half as many floats; on Zen 4 that
-        // costs nothing (the core splits a 512-bit operation in two), and the tiny step was 6%
-        // faster on one thread.
-        GemmKernel::Avx512 if small_gemm::takes(m, k, n) => {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: a CPU with AVX-512F has AVX2 and FMA; the rest is the caller's contract.
-            unsafe {
-                small_gemm::sgemm(m, k, n, a, (rsa, csa), b, (rsb, csb), out);
-            }
-            true
+    let kernel = gemm_kernel();
+    // Small products whose B rows lie contiguous (attention's P·V and most of its backward
+    // products, 16×16×16 in the tiny config) cost more to pack than to multiply, so they skip
+    // packing altogether. A B read transposed would be gathered on every call, which packing
+    // does better: Q·Kᵀ of 32×32×32 ran at 46 GFLOP/s that way against 72 packed. The small
+    // kernel's AVX2 vectors hold half as many floats as AVX-512 ones; on Zen 4 that costs
+    // nothing (the core splits a 512-bit operation in two).
+    if kernel != GemmKernel::Portable && small_gemm::takes(m, k, n) && csb == 1 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: both kernels need AVX2 and FMA, which a CPU with AVX-512F has too; the rest is
+        // the caller's contract.
+        unsafe {
+            small_gemm::sgemm(m, k, n, a, (rsa, csa), b, (rsb, csb), out);
         }
+        return true;
+    }
+    match kernel {
         GemmKernel::Avx512 => {
             // SAFETY: the kernel was chosen because this CPU runs it; the rest is the caller's
             // contract.
@@ -312,21 +315,8 @@ unsafe fn f32_fast_gemm(
             true
         }
         GemmKernel::Avx2 => {
-            // Small products whose B rows lie contiguous skip packing altogether; a B read
-            // transposed would be copied on every call, which packing does better.
-            let small = small_gemm::takes(m, k, n) && csb == 1;
-            if small {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: as above: this CPU has AVX2 and FMA.
-                unsafe {
-                    small_gemm::sgemm(m, k, n, a, (rsa, csa), b, (rsb, csb), out);
-                }
-            } else {
-                // SAFETY: as above.
-                unsafe {
-                    packed_gemm::sgemm::<packed_gemm::Avx2>(m, k, n, a, (rsa, csa), b, (rsb, csb), out, parallel)
-                };
-            }
+            // SAFETY: as above.
+            unsafe { packed_gemm::sgemm::<packed_gemm::Avx2>(m, k, n, a, (rsa, csa), b, (rsb, csb), out, parallel) };
             true
         }
         GemmKernel::Portable => false,

@@ -1,9 +1,9 @@
 //! A GEMM for small f32 matrices (attention's per-head products), where packing costs more
 //! than the arithmetic. B is read in place when its rows are contiguous and 16 columns wide,
 //! or copied into a small row-major buffer otherwise; A is read in place. A 4×16 register tile
-//! of AVX2 accumulators runs over k with fused multiply-adds. The AVX-512 kernel choice sends
-//! it every small product, the AVX2 choice the small products whose B rows are contiguous (the
-//! packed GEMM takes the rest); each
+//! of AVX2 accumulators runs over k with fused multiply-adds. The AVX-512 and AVX2 kernel
+//! choices send it the small products whose B rows are contiguous (the packed GEMM takes the
+//! rest); each
 //! output element is the same chain of fused multiply-adds over k in ascending order, whatever
 //! the thread count.
 
