@@ -12,7 +12,9 @@ the padding masks are all false), cross-entropy over the vocabulary with label s
 ignoring pad (id 0), backward, global-norm gradient clipping to 1.0, Adam (lr 1e-4, betas
 (0.9, 0.98), eps 1e-9). Like `train_step` in transformer/src/train.rs, the PyTorch step also reads
 the loss and counts the argmax hits. The time is the median of --steps timed steps after 3 warm-up
-steps (the upper median, as `transformer bench` takes it).
+steps (the upper median, as `transformer bench` takes it). The Rust step splits its batch into
+shards that run side by side (`--shards`, 2 by default): the same gradient up to float rounding,
+computed in two halves; the PyTorch step runs the batch whole, as a PyTorch training loop does.
 
 The PyTorch model is the Seq2Seq class of tests/fixtures/generate_transformer.py, the mirror of
 transformer::Seq2Seq that the parity tests are made with (torch.nn.TransformerEncoder/Decoder,
@@ -48,9 +50,11 @@ DEFAULT_CONFIGS = [os.path.join("benches", "transformer", f"d{d}.json") for d in
 REFERENCE = [("tiny", 64, 16, 16), ("small", 32, 32, 32), ("base", 32, 64, 64)]
 
 
-def rust_bench(binary, config, batch, src_len, tgt_len, steps, threads):
+def rust_bench(binary, config, batch, src_len, tgt_len, steps, threads, shards=None):
     cmd = [binary, "bench", "--config", config, "--batch-size", str(batch), "--src-len", str(src_len),
            "--tgt-len", str(tgt_len), "--steps", str(steps), "--threads", str(threads)]
+    if shards is not None:
+        cmd += ["--shards", str(shards)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     r = json.loads(out)
     return r["ms_per_step"], r["params"]
@@ -110,6 +114,9 @@ def main():
                     help="run each side this many times (alternating) and report the median of the runs")
     ap.add_argument("--adam", choices=["fused", "foreach", "single"], default="fused",
                     help="PyTorch's Adam implementation (default fused, its fastest on CPU)")
+    ap.add_argument("--shards", type=int, default=None,
+                    help="passed to `transformer bench --shards` (default: its own, 2): the shards a Rust step "
+                         "splits its batch into")
     ap.add_argument("--reference", action="store_true",
                     help="the reference configs tiny, small and base, each at its own batch shape "
                          "(64x16, 32x32, 32x64); overrides --configs and the shape flags")
@@ -131,7 +138,7 @@ def main():
         name = os.path.splitext(os.path.basename(path))[0]
         rust_runs, torch_runs = [], []
         for _ in range(args.runs):
-            ms, rust_params = rust_bench(args.binary, path, *shape, args.steps, args.threads)
+            ms, rust_params = rust_bench(args.binary, path, *shape, args.steps, args.threads, args.shards)
             rust_runs.append(ms)
             ms, torch_params = torch_bench(cfg, *shape, args.steps, args.adam)
             torch_runs.append(ms)
@@ -153,8 +160,9 @@ def main():
 def reference(args):
     """The reference configs, alternating sides, with medians and ranges."""
     torch.set_num_threads(args.threads)
+    shards = "default" if args.shards is None else args.shards
     print(f"# torch {torch.__version__} (Adam {args.adam}), torch threads {torch.get_num_threads()}, rust --threads "
-          f"{args.threads}; median of {args.steps} steps after {WARMUP} warm-up per run; {args.runs} alternating "
+          f"{args.threads} --shards {shards}; median of {args.steps} steps after {WARMUP} warm-up per run; {args.runs} alternating "
           f"run(s) per side", flush=True)
     print("| config | batch x len | Rust ms/step, median (range) | PyTorch ms/step, median (range) | Rust / PyTorch, "
           "median (range of run pairs) |")
@@ -165,7 +173,7 @@ def reference(args):
             cfg = json.load(f)
         rust_runs, torch_runs = [], []
         for _ in range(args.runs):
-            rust_runs.append(rust_bench(args.binary, path, batch, src_len, tgt_len, args.steps, args.threads)[0])
+            rust_runs.append(rust_bench(args.binary, path, batch, src_len, tgt_len, args.steps, args.threads, args.shards)[0])
             torch_runs.append(torch_bench(cfg, batch, src_len, tgt_len, args.steps, args.adam)[0])
             print(f"# {name}: rust {rust_runs[-1]:.1f} ms, torch {torch_runs[-1]:.1f} ms", file=sys.stderr,
                   flush=True)
