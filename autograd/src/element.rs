@@ -63,7 +63,8 @@ pub trait Element:
     fn sqrt(self) -> Self;
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
-    /// The error function, erf(x) = 2/√π ∫₀ˣ e^(−t²) dt.
+    /// The error function, erf(x) = 2/√π ∫₀ˣ e^(−t²) dt. For f32 the engine's own, within
+    /// 1.25 ulp and branch-free (GELU's loops vectorize); for f64 `libm`'s.
     fn erf(self) -> Self;
     /// x^p.
     fn powf(self, p: Self) -> Self;
@@ -268,7 +269,7 @@ impl_element!(
     F32,
     matrixmultiply::sgemm,
     crate::kernels::exp::exp,
-    libm::erff,
+    crate::kernels::erf::erf,
     4,
     f32_fast_gemm,
     crate::kernels::exp::exp_in_place

@@ -6,6 +6,7 @@
 //! it falls in. So a computation gives bit-identical results on any pool.
 
 pub(crate) mod binary;
+pub(crate) mod erf;
 pub(crate) mod exp;
 pub(crate) mod gemm;
 pub(crate) mod lanes;
