@@ -72,7 +72,8 @@ pub fn run(
 }
 
 /// What the tape of one training step of this benchmark holds: the report at the end of the
-/// forward pass (the loss computed), and the peak bytes during the backward pass.
+/// forward pass (the loss computed), and the peak bytes during the backward pass. The batch runs
+/// whole, on one tape; a step split into shards records each shard's share on a tape of its own.
 pub fn step_memory(cfg: &ModelConfig, batch_size: usize, src_len: usize, tgt_len: usize) -> (MemoryReport, usize) {
     let (model, _params, batch) = setup(cfg, batch_size, src_len, tgt_len);
     let tape = Tape::new();

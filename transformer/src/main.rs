@@ -129,7 +129,8 @@ enum Command {
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
-        /// Also print to stderr what one step's tape holds in memory, by op and by source line.
+        /// Also print to stderr what one step's tape holds in memory, by op and by source line
+        /// (the batch run whole: with shards, each shard's tape holds its share of it).
         #[arg(long)]
         memory: bool,
         /// Shards each step splits its batch into, run side by side on the threads (as train's --shards)

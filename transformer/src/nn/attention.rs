@@ -10,6 +10,7 @@
 use super::{Ctx, Dropout, Linear};
 use autograd::{Element, Param, ParamPath, Tensor, Var};
 use rand::Rng;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Multi-head attention with a saved copy of its last attention weights.
 pub struct MultiHeadAttention<T: Element = f32> {
@@ -22,7 +23,9 @@ pub struct MultiHeadAttention<T: Element = f32> {
     n_heads: usize,
     d: usize,
     dropout: Dropout,
-    last_weights: std::sync::Mutex<Option<Tensor<T>>>,
+    /// Behind a lock rather than a `RefCell`, so that the threads running a step's shards can
+    /// share the model.
+    last_weights: Mutex<Option<Tensor<T>>>,
 }
 
 crate::nn::impl_module!(MultiHeadAttention { param in_proj_weight, param in_proj_bias, module out_proj });
@@ -43,7 +46,7 @@ impl<T: Element> MultiHeadAttention<T> {
             n_heads,
             d,
             dropout: Dropout { p: dropout },
-            last_weights: std::sync::Mutex::new(None),
+            last_weights: Mutex::new(None),
         }
     }
 
@@ -69,7 +72,7 @@ impl<T: Element> MultiHeadAttention<T> {
         if !ctx.training {
             // Kept for reading back (translate draws them); not while training, where they would
             // hold a step's weights in memory until the next.
-            *self.last_weights.lock().unwrap() = Some(weights.value());
+            *self.kept_weights() = Some(weights.value());
         }
         let weights = self.dropout.forward(weights, ctx);
         let out = weights.attend(v); // (batch, t_q, d): the heads' Pₕ·Vₕ side by side
@@ -125,7 +128,7 @@ impl<T: Element> MultiHeadAttention<T> {
         let weights = q.attention_weights(k, h, mask); // (batch, h, t_new, t_cached)
         if !ctx.training {
             // The newest positions' weights, for reading back as `forward` keeps them.
-            *self.last_weights.lock().unwrap() = Some(weights.value());
+            *self.kept_weights() = Some(weights.value());
         }
         let weights = self.dropout.forward(weights, ctx);
         self.out_proj.forward(weights.attend(v)) // (batch, t_new, d)
@@ -146,7 +149,13 @@ impl<T: Element> MultiHeadAttention<T> {
     /// The attention weights of the last forward pass in evaluation mode (`ctx.training` false),
     /// `(batch, heads, t_q, t_k)`.
     pub fn last_weights(&self) -> Option<Tensor<T>> {
-        self.last_weights.lock().unwrap().clone()
+        self.kept_weights().clone()
+    }
+
+    /// The slot of [`MultiHeadAttention::last_weights`]. A panic elsewhere while it was held
+    /// cannot have left it half-written (it is replaced whole), so a poisoned lock is taken as is.
+    fn kept_weights(&self) -> MutexGuard<'_, Option<Tensor<T>>> {
+        self.last_weights.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
