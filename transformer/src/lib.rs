@@ -77,7 +77,7 @@
 //! `MultiHeadAttention`, `FeedForward`, encoder and decoder layers), [`model`] (`Seq2Seq`),
 //! [`loss`], [`optim`] (Adam, AdamW, SGD, schedules, clipping), [`data`] (vocabulary, TSV files,
 //! batching, the built-in tasks), [`decode`] (greedy and beam search, KV-cached), [`checkpoint`]
-//! (model directories in PyTorch's naming), [`train`], [`eval`], [`bench`], and [`lm`] (the
+//! (model directories in PyTorch's naming), [`train`], [`eval`], [`bench`](mod@bench), and [`lm`] (the
 //! language model: its config, text framing, training, evaluation and generation). The
 //! `transformer` program wraps them.
 

@@ -1,6 +1,6 @@
 //! `Seq2Seq`: the whole encoder-decoder model, from token ids to logits.
 //!
-//! input = embed[ids]·√d_model + P[position], then dropout; N encoder layers then `encoder.norm`;
+//! input = embed\[ids\]·√d_model + P\[position\], then dropout; N encoder layers then `encoder.norm`;
 //! N decoder layers (causal self-attention, cross-attention, feed-forward) then `decoder.norm`;
 //! logits = h·Wᵀ + b, with W = `generator.weight`, or `embed.weight` when the output is tied.
 //!

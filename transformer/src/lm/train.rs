@@ -176,7 +176,7 @@ pub struct LmTrainSummary {
     pub held_out: LmEvalReport,
     /// Wall-clock seconds of the training steps.
     pub seconds: f64,
-    /// A sampled continuation of [`SAMPLE_PROMPT`].
+    /// A sampled continuation of the prompt `"pub fn "` (`SAMPLE_PROMPT`).
     pub sample: String,
 }
 
