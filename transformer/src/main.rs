@@ -474,9 +474,6 @@ fn one_line(e: &clap::Error) -> String {
     lines.join(" ").trim_start_matches("error: ").to_string()
 }
 
-/// Runs `f` inside a rayon pool of `threads` workers (all cores by default). Running the work on
-/// a pool thread, rather than handing each parallel kernel over from the main thread, keeps
-/// small kernels from paying a thread wake-up each.
 /// `--shards`: from 1 to [`MAX_SHARDS`].
 fn check_shards(shards: usize) -> Result<()> {
     if (1..=MAX_SHARDS).contains(&shards) {
@@ -499,6 +496,9 @@ const MAX_THREADS: usize = 1024;
 /// mistyped size can make the program allocate.
 const MAX_BENCH_TOKENS: usize = 1 << 22;
 
+/// Runs `f` inside a rayon pool of `threads` workers (all cores by default). Running the work on
+/// a pool thread, rather than handing each parallel kernel over from the main thread, keeps
+/// small kernels from paying a thread wake-up each.
 fn in_pool<R: Send>(threads: Option<usize>, f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
     if let Some(n) = threads
         && !(1..=MAX_THREADS).contains(&n)

@@ -235,7 +235,7 @@ pub fn forward_backward(
 }
 
 /// Shards a training step splits its batch into by default: two, whatever the number of
-/// threads, so that a run gives the same bits on any machine (see [`run_shards`]).
+/// threads, so that a run gives the same bits on any number of them (see [`run_shards`]).
 pub const DEFAULT_SHARDS: usize = 2;
 
 /// What the `shards` setting of a checkpoint written before it existed was.
@@ -257,6 +257,9 @@ pub(crate) fn one_shard() -> usize {
 /// the step is exactly the unsplit one. With more, each shard draws dropout from a generator of
 /// its own, seeded in shard order from `ctx`'s: the result depends on the number of shards but
 /// never on the number of threads, which only decides how many shards run at once.
+///
+/// Meant for training passes: a model that keeps something of its last forward pass (attention
+/// weights, in evaluation mode) would keep one shard's, whichever finished last.
 pub fn run_shards<R: Send>(
     rows: usize,
     shards: usize,
@@ -509,13 +512,11 @@ fn run(opts: &TrainOptions, data: &TrainData, checkpoint: Option<&Path>) -> Resu
         let micro: Vec<Batch> = (0..opts.accumulate.max(1)).map(|_| batches.next_batch()).collect();
         optimizer.set_lr(schedule.lr(step));
         let ctx_before = ctx.clone();
+        // Each micro-batch's shards are combined at once, so a step holds one set of gradients
+        // per micro-batch, as without shards.
         let parts = micro
             .iter()
-            .flat_map(|b| {
-                run_shards(b.batch_size, opts.shards, &mut ctx, |rows, ctx| {
-                    forward_backward(&Tape::new(), &model, &b.rows(rows), opts.label_smoothing, ctx)
-                })
-            })
+            .map(|b| sharded_forward_backward(&model, &params, b, opts.label_smoothing, opts.shards, &mut ctx))
             .collect();
         let StepGradients { loss, hits, counted, grads } = accumulate(parts, &params);
         let clip = grad_clip(&grads, &params, opts.clip_norm);
@@ -651,10 +652,12 @@ mod tests {
 
     /// `got` has `want`'s counts, and its loss and gradients up to float rounding.
     fn assert_same_step(got: &StepGradients, want: &StepGradients, params: &ParamStore<f32>, what: &str) {
+        assert!(want.loss.is_finite(), "{what}: the reference loss is {}", want.loss);
         assert_eq!((got.counted, got.hits), (want.counted, want.hits), "{what}");
         assert!((got.loss - want.loss).abs() <= 1e-6 * want.loss, "{what}: {} vs {}", got.loss, want.loss);
         for p in params.iter() {
             let (a, b) = (got.grads.param(p).unwrap(), want.grads.param(p).unwrap());
+            assert!(autograd::largest_magnitude(b).is_finite(), "{what}, {}: the reference is not finite", p.name());
             let scale = autograd::largest_magnitude(b).max(1e-30);
             let worst = autograd::max_relative_error(a, b, scale);
             assert!(worst.is_none_or(|w| w.error <= 1e-5), "{what}, {}: {worst:?}", p.name());
@@ -695,6 +698,9 @@ mod tests {
                 }
             }
         }
+        // Each shard draws dropout from a generator of its own, and keeps the training flag.
+        let draws = run_shards(4, 2, &mut Ctx::train(0), |_, ctx| (ctx.training, ctx.rng.next_u64()));
+        assert!(draws[0].0 && draws[1].0 && draws[0].1 != draws[1].1, "{draws:?}");
         let ranges = run_shards(7, 3, &mut Ctx::train(0), |rows, _| rows);
         assert_eq!(ranges, [0..3, 3..5, 5..7]);
         assert_eq!(run_shards(2, 5, &mut Ctx::train(0), |rows, _| rows), [0..1, 1..2]);
@@ -730,7 +736,7 @@ mod tests {
     }
     use crate::nn::Linear;
     use autograd::{ParamStore, Tape, Tensor};
-    use rand::SeedableRng;
+    use rand::{RngCore, SeedableRng};
 
     /// A residual stack whose middle layer is deliberately detached: the first-step check of
     /// `train` names exactly that layer's parameters, and is quiet once the layer is attached.

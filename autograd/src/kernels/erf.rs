@@ -8,9 +8,10 @@
 //!   erfc(x)·e^(x²), smooth and slowly varying in 1/x. From |x| = 4 on, erf(x) rounds to ±1.
 //!
 //! Both fits are weighted minimax fits in f64 (errors below 2·10⁻⁹ of the result), with
-//! coefficients rounded to f32. The error of the whole, rounding included, is below 1.25 ulp
-//! (1.22 at most in a sweep of 5 million values, and the correctly rounded value 97% of the
-//! time); the C library's `erff` is within 0.8. No fused multiply-add is used, so every CPU gives
+//! coefficients rounded to f32. The error of the whole, rounding included, is below 1.35 ulp:
+//! 1.32 at most, just below |x| = 1 where the two meet, over every float from ±0.25 to ±4.5
+//! (the test checks them one by one; below 0.25 it checks every 61st), and the correctly rounded
+//! value 97% of the time. glibc's `erff` is within 0.8. No fused multiply-add is used, so every CPU gives
 //! the same bits.
 
 use super::exp::exp;
@@ -42,7 +43,7 @@ fn polynomial<const N: usize>(c: &[f32; N], x: f32) -> f32 {
     c[..N - 1].iter().rev().fold(c[N - 1], |acc, &ci| acc * x + ci)
 }
 
-/// erf(x), within 1.25 ulp, NaN for NaN, ±1 for ±∞. See the module docs.
+/// erf(x), within 1.35 ulp, NaN for NaN, ±1 for ±∞. See the module docs.
 #[inline(always)]
 pub(crate) fn erf(x: f32) -> f32 {
     // A comparison, not `min`, so that a NaN goes through as NaN.
@@ -68,20 +69,21 @@ mod tests {
         if d.is_nan() { f64::INFINITY } else { d }
     }
 
-    /// Every f32 in [−4.5, 4.5] a stride of 211 apart (from the smallest subnormal up), both
-    /// signs: within 1.25 ulp.
+    /// Every f32 from ±0.25 to ±4.5, and every 61st one below 0.25 in magnitude (subnormals
+    /// included): within 1.35 ulp.
     #[test]
-    fn within_one_and_a_quarter_ulp() {
-        let (mut worst, mut at) = (0.0, 0.0);
-        for bits in (1..=4.5f32.to_bits()).step_by(211) {
-            for x in [f32::from_bits(bits), -f32::from_bits(bits)] {
-                let e = ulps(x, erf(x));
-                if e > worst || e.is_nan() {
-                    (worst, at) = (e, x);
-                }
-            }
+    fn within_1_35_ulp() {
+        let quarter = 0.25f32.to_bits();
+        let error = |x: f32| ulps(x, erf(x));
+        for (bits, sign, step) in [
+            (1..=quarter, 0, 61),
+            (1..=quarter, 1 << 31, 61),
+            (quarter..=4.5f32.to_bits(), 0, 1),
+            (quarter..=4.5f32.to_bits(), 1 << 31, 1),
+        ] {
+            let (worst, at) = crate::kernels::worst_error(bits, sign, step, error);
+            assert!(worst < 1.35, "{worst} ulp at x = {at:e}");
         }
-        assert!(worst < 1.25, "{worst} ulp at x = {at:e}");
     }
 
     #[test]
@@ -95,7 +97,7 @@ mod tests {
         assert!(erf(f32::NAN).is_nan());
         // Tiny and subnormal arguments (2/√π · x), and both sides of the split.
         for x in [1e-30f32, 1e-40, 0.999_999_94, 1.0] {
-            assert!(ulps(x, erf(x)) < 1.25, "x = {x:e}: {} ulp", ulps(x, erf(x)));
+            assert!(ulps(x, erf(x)) < 1.35, "x = {x:e}: {} ulp", ulps(x, erf(x)));
         }
         for x in [0.1f32, 0.5, 0.999, 1.0, 1.001, 2.5, 3.9] {
             assert_eq!(erf(-x), -erf(x), "x = {x}");

@@ -32,7 +32,8 @@ use std::sync::OnceLock;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GemmKernel {
-    /// The packed GEMM with a 12×32 register tile of AVX-512 vectors.
+    /// The packed GEMM with a 12×32 register tile of AVX-512 vectors, and the AVX2 kernel
+    /// without packing for small products.
     Avx512,
     /// The packed GEMM with a 6×16 register tile of AVX2 vectors and fused multiply-adds, and
     /// a kernel without packing for small products.
@@ -91,6 +92,36 @@ pub fn gemm_kernel() -> GemmKernel {
             best
         }),
     })
+}
+
+/// The largest of `err(x)` (a function's error at x, in ulps) over the floats whose bits lie in
+/// `bits`, with the sign bit `sign` (0 or 1 << 31), every `step`-th one; and where. NaN counts
+/// as the largest. In parallel, blocks of 2^20 floats.
+#[cfg(test)]
+pub(crate) fn worst_error(
+    bits: std::ops::RangeInclusive<u32>,
+    sign: u32,
+    step: usize,
+    err: impl Fn(f32) -> f64 + Sync,
+) -> (f64, f32) {
+    use rayon::prelude::*;
+    let (start, end) = (*bits.start(), *bits.end());
+    let blocks: Vec<u32> = (start..=end).step_by(1 << 20).collect();
+    blocks
+        .par_iter()
+        .map(|&b0| {
+            let b1 = end.min(b0.saturating_add((1 << 20) - 1));
+            let mut w = (0.0, 0.0);
+            for bits in (b0..=b1).step_by(step) {
+                let x = f32::from_bits(bits | sign);
+                let e = err(x);
+                if e > w.0 || e.is_nan() {
+                    w = (e, x);
+                }
+            }
+            w
+        })
+        .reduce(|| (0.0, 0.0), |a, b| if b.0 > a.0 || b.0.is_nan() { b } else { a })
 }
 
 /// Says, past the test harness's capture of printed output, that a test could not run a
@@ -259,11 +290,15 @@ pub(crate) fn map<T: Element>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<
     if x.len() < PARALLEL_THRESHOLD {
         return x.iter().map(|&v| f(v)).collect();
     }
-    in_chunks(x.len(), |range, out| {
-        for (o, &v) in out.iter_mut().zip(&x[range]) {
-            o.write(f(v));
-        }
-    })
+    // SAFETY: `x[range]` is as long as `out` (or the slicing panics), and each of its elements
+    // writes one of `out`'s.
+    unsafe {
+        in_chunks(x.len(), |range, out| {
+            for (o, &v) in out.iter_mut().zip(&x[range]) {
+                o.write(f(v));
+            }
+        })
+    }
 }
 
 /// `f` applied to pairs of elements of two slices of one length, in parallel for large inputs.
@@ -272,11 +307,15 @@ pub(crate) fn zip_map<T: Element>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync
     if a.len() < PARALLEL_THRESHOLD {
         return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
     }
-    in_chunks(a.len(), |range, out| {
-        for ((o, &x), &y) in out.iter_mut().zip(&a[range.clone()]).zip(&b[range]) {
-            o.write(f(x, y));
-        }
-    })
+    assert_eq!(a.len(), b.len(), "zip_map: slices of different lengths");
+    // SAFETY: as in `map`, with `b` as long as `a`.
+    unsafe {
+        in_chunks(a.len(), |range, out| {
+            for ((o, &x), &y) in out.iter_mut().zip(&a[range.clone()]).zip(&b[range]) {
+                o.write(f(x, y));
+            }
+        })
+    }
 }
 
 /// `f` applied to triples of elements of three slices of one length, in parallel for large inputs.
@@ -285,17 +324,24 @@ pub(crate) fn zip3_map<T: Element>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T
     if a.len() < PARALLEL_THRESHOLD {
         return a.iter().zip(b).zip(c).map(|((&x, &y), &z)| f(x, y, z)).collect();
     }
-    in_chunks(a.len(), |range, out| {
-        for (((o, &x), &y), &z) in out.iter_mut().zip(&a[range.clone()]).zip(&b[range.clone()]).zip(&c[range]) {
-            o.write(f(x, y, z));
-        }
-    })
+    assert!(a.len() == b.len() && b.len() == c.len(), "zip3_map: slices of different lengths");
+    // SAFETY: as in `map`, with `b` and `c` as long as `a`.
+    unsafe {
+        in_chunks(a.len(), |range, out| {
+            for (((o, &x), &y), &z) in out.iter_mut().zip(&a[range.clone()]).zip(&b[range.clone()]).zip(&c[range]) {
+                o.write(f(x, y, z));
+            }
+        })
+    }
 }
 
 /// A vector of `n` elements written in parallel, `CHUNK` at a time: `fill(range, out)` writes
 /// the elements `range` into `out`. Each chunk is one plain loop over slices, which the compiler
 /// vectorizes where the element function allows; an item-by-item parallel `collect` is not.
-fn in_chunks<T: Element>(
+///
+/// # Safety
+/// `fill` must write every element of each `out` it is given.
+unsafe fn in_chunks<T: Element>(
     n: usize,
     fill: impl Fn(std::ops::Range<usize>, &mut [MaybeUninit<T>]) + Sync + Send,
 ) -> Vec<T> {
@@ -303,8 +349,7 @@ fn in_chunks<T: Element>(
     let write = |out: &mut [MaybeUninit<T>]| {
         out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, chunk)| fill(i * CHUNK..i * CHUNK + chunk.len(), chunk));
     };
-    // SAFETY: the chunks cover the vector, and `fill` writes each one whole (the callers zip it
-    // with input slices of exactly its length).
+    // SAFETY: the chunks cover the vector, and the caller's `fill` writes each one whole.
     unsafe { filled(n, write) }
 }
 

@@ -573,7 +573,11 @@ impl Kernel for Avx512 {
     const NR: usize = 32;
 
     fn available() -> bool {
+        // AVX2 and FMA too: products small enough to skip packing run on the AVX2 small kernel
+        // under this choice. Every AVX-512 CPU has them, but a hypervisor may hide CPUID bits.
         std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
     }
 
     unsafe fn pack_a(a: Strided, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]) {

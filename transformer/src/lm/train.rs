@@ -304,7 +304,8 @@ fn run(opts: &LmTrainOptions, text: &str, checkpoint: Option<&Path>) -> Result<L
                     super::Chunk::new(&train_ids[offset..offset + cfg.max_len])
                 })
                 .collect();
-            micro.extend(run_shards(chunks.len(), opts.shards, &mut ctx, |rows, ctx| {
+            // The shards are combined at once: a step holds one set of gradients per micro-batch.
+            let shards = run_shards(chunks.len(), opts.shards, &mut ctx, |rows, ctx| {
                 let (inputs, targets, shape) = batch(&chunks[rows]);
                 let tape = Tape::new();
                 let logits = model.forward(&tape, &inputs, shape, ctx); // (batch, max_len, vocab)
@@ -312,7 +313,8 @@ fn run(opts: &LmTrainOptions, text: &str, checkpoint: Option<&Path>) -> Result<L
                 let (hits, counted) = token_hits(&logits.value(), &targets);
                 let value = f64::from(loss.value().item());
                 StepGradients { loss: value, hits, counted, grads: loss.backward() }
-            }));
+            });
+            micro.push(accumulate(shards, &params));
         }
         let StepGradients { loss, hits, counted, grads } = accumulate(micro, &params);
         let clip = grad_clip(&grads, &params, opts.clip_norm);
