@@ -60,30 +60,15 @@ pub(crate) fn erf(x: f32) -> f32 {
 mod tests {
     use super::*;
 
-    /// |got − erf(x)| in units in the last place of erf(x) rounded to f32, with f64's erf as
-    /// the reference.
-    fn ulps(x: f32, got: f32) -> f64 {
-        let exact = libm::erf(f64::from(x));
-        let exponent = (exact.abs().log2().floor() as i32 - 23).max(-149);
-        let d = (f64::from(got) - exact).abs() / 2f64.powi(exponent);
-        if d.is_nan() { f64::INFINITY } else { d }
-    }
+    use crate::kernels::ulps;
 
     /// Every f32 from ±0.25 to ±4.5, and every 61st one below 0.25 in magnitude (subnormals
     /// included): within 1.35 ulp.
     #[test]
     fn within_1_35_ulp() {
         let quarter = 0.25f32.to_bits();
-        let error = |x: f32| ulps(x, erf(x));
-        for (bits, sign, step) in [
-            (1..=quarter, 0, 61),
-            (1..=quarter, 1 << 31, 61),
-            (quarter..=4.5f32.to_bits(), 0, 1),
-            (quarter..=4.5f32.to_bits(), 1 << 31, 1),
-        ] {
-            let (worst, at) = crate::kernels::worst_error(bits, sign, step, error);
-            assert!(worst < 1.35, "{worst} ulp at x = {at:e}");
-        }
+        let ranges = [(0..=quarter, 61), (quarter..=4.5f32.to_bits(), 1)];
+        crate::kernels::assert_within_ulps(erf, libm::erf, &ranges, 1.35);
     }
 
     #[test]
@@ -97,7 +82,8 @@ mod tests {
         assert!(erf(f32::NAN).is_nan());
         // Tiny and subnormal arguments (2/√π · x), and both sides of the split.
         for x in [1e-30f32, 1e-40, 0.999_999_94, 1.0] {
-            assert!(ulps(x, erf(x)) < 1.35, "x = {x:e}: {} ulp", ulps(x, erf(x)));
+            let e = ulps(erf(x), libm::erf(f64::from(x)));
+            assert!(e < 1.35, "x = {x:e}: {e} ulp");
         }
         for x in [0.1f32, 0.5, 0.999, 1.0, 1.001, 2.5, 3.9] {
             assert_eq!(erf(-x), -erf(x), "x = {x}");

@@ -94,34 +94,48 @@ pub fn gemm_kernel() -> GemmKernel {
     })
 }
 
-/// The largest of `err(x)` (a function's error at x, in ulps) over the floats whose bits lie in
-/// `bits`, with the sign bit `sign` (0 or 1 << 31), every `step`-th one; and where. NaN counts
-/// as the largest. In parallel, blocks of 2^20 floats.
+/// |got − exact| in units in the last place of `exact` rounded to f32 (the subnormal ulp below
+/// 2⁻¹²⁶); 0 where `exact` overflows f32 and `got` is +∞; +∞ for a NaN.
 #[cfg(test)]
-pub(crate) fn worst_error(
-    bits: std::ops::RangeInclusive<u32>,
-    sign: u32,
-    step: usize,
-    err: impl Fn(f32) -> f64 + Sync,
-) -> (f64, f32) {
+pub(crate) fn ulps(got: f32, exact: f64) -> f64 {
+    if exact > f64::from(f32::MAX) {
+        return if got == f32::INFINITY { 0.0 } else { f64::INFINITY };
+    }
+    let exponent = if exact == 0.0 { -149 } else { (exact.abs().log2().floor() as i32 - 23).max(-149) };
+    let d = (f64::from(got) - exact).abs() / 2f64.powi(exponent);
+    if d.is_nan() { f64::INFINITY } else { d }
+}
+
+/// Asserts that `f` is within `bound` ulps of `reference` (computed in f64) at every `step`-th
+/// float, both signs, whose magnitude's bits lie in each of `ranges`. In parallel, blocks of
+/// 2^20 floats; the message names the worst float.
+#[cfg(test)]
+pub(crate) fn assert_within_ulps(
+    f: impl Fn(f32) -> f32 + Sync,
+    reference: impl Fn(f64) -> f64 + Sync,
+    ranges: &[(std::ops::RangeInclusive<u32>, usize)],
+    bound: f64,
+) {
     use rayon::prelude::*;
-    let (start, end) = (*bits.start(), *bits.end());
-    let blocks: Vec<u32> = (start..=end).step_by(1 << 20).collect();
-    blocks
-        .par_iter()
-        .map(|&b0| {
-            let b1 = end.min(b0.saturating_add((1 << 20) - 1));
-            let mut w = (0.0, 0.0);
-            for bits in (b0..=b1).step_by(step) {
-                let x = f32::from_bits(bits | sign);
-                let e = err(x);
-                if e > w.0 || e.is_nan() {
-                    w = (e, x);
-                }
-            }
-            w
-        })
-        .reduce(|| (0.0, 0.0), |a, b| if b.0 > a.0 || b.0.is_nan() { b } else { a })
+    let error = |x: f32| ulps(f(x), reference(f64::from(x)));
+    let worse = |a: (f64, f32), b: (f64, f32)| if b.0 > a.0 || b.0.is_nan() { b } else { a };
+    for (bits, step) in ranges {
+        for sign in [0, 1 << 31] {
+            let (start, end) = (*bits.start(), *bits.end());
+            let blocks: Vec<u32> = (start..=end).step_by(1 << 20).collect();
+            let (worst, at) = blocks
+                .par_iter()
+                .map(|&b0| {
+                    let b1 = end.min(b0.saturating_add((1 << 20) - 1));
+                    (b0..=b1)
+                        .step_by(*step)
+                        .map(|bits| f32::from_bits(bits | sign))
+                        .fold((0.0, 0.0), |w, x| worse(w, (error(x), x)))
+                })
+                .reduce(|| (0.0, 0.0), worse);
+            assert!(worst < bound, "{worst} ulp at x = {at:e} (bound {bound})");
+        }
+    }
 }
 
 /// Says, past the test harness's capture of printed output, that a test could not run a
